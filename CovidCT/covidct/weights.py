@@ -1,7 +1,8 @@
 """Find, verify and load shipped model weights.
 
-Weights are data with a manifest: each ``*.pt`` in ``weights/`` has an entry in
-``weights/manifest.json`` (file name, sha256, architecture name and config, version).
+Weights are data with a manifest: each model ``KEY`` has ``weights/KEY.json`` (weights
+file name, sha256, architecture config, version, validation metrics) next to its
+``*.pt`` file, so models can be added or retrained independently.
 Loading always verifies the sha256 first, so a truncated or swapped file is refused
 with a message that names the file and the expected hash.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .errors import WeightsError
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_SUFFIX = ".json"
 
 
 def weights_dir() -> Path:
@@ -30,7 +31,7 @@ def weights_dir() -> Path:
     here = Path(__file__).resolve()
     candidates = [here.parents[2] / "weights", here.parents[1] / "Resources" / "weights"]
     for candidate in candidates:
-        if (candidate / MANIFEST_NAME).exists():
+        if any(candidate.glob("*" + MANIFEST_SUFFIX)):
             return candidate
     return candidates[0]
 
@@ -43,27 +44,28 @@ def sha256_of(path) -> str:
     return digest.hexdigest()
 
 
-def read_manifest(directory=None) -> dict:
+def available_models(directory=None) -> list[str]:
     directory = Path(directory) if directory else weights_dir()
-    path = directory / MANIFEST_NAME
-    if not path.exists():
-        raise WeightsError(
-            f"No weights manifest at {path}. Reinstall CovidCT or set COVIDCT_WEIGHTS_DIR "
-            "to the folder that holds the shipped weights.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"The weights manifest {path} is not valid JSON ({exc}).") from None
+    return sorted(p.stem for p in directory.glob("*" + MANIFEST_SUFFIX))
 
 
 def model_entry(model_key: str, directory=None) -> dict:
-    """The manifest entry for ``model_key`` (e.g. ``"enhancer_x4"``, ``"classifier"``)."""
-    manifest = read_manifest(directory)
-    models = manifest.get("models", {})
-    if model_key not in models:
+    """The manifest of ``model_key`` (e.g. ``"enhancer_x4_gan"``, ``"classifier"``)."""
+    directory = Path(directory) if directory else weights_dir()
+    path = directory / f"{model_key}{MANIFEST_SUFFIX}"
+    if not path.exists():
         raise WeightsError(
-            f"The weights manifest has no model '{model_key}' (it has: {', '.join(sorted(models)) or 'none'}).")
-    return dict(models[model_key])
+            f"No weights manifest for model '{model_key}' at {path} (models available: "
+            f"{', '.join(available_models(directory)) or 'none'}). Reinstall CovidCT or set "
+            "COVIDCT_WEIGHTS_DIR to the folder that holds the shipped weights.")
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"The weights manifest {path} is not valid JSON ({exc}).") from None
+    for key in ("file", "sha256"):
+        if key not in entry:
+            raise WeightsError(f"The weights manifest {path} lacks the field '{key}'.")
+    return entry
 
 
 def verified_weights_path(model_key: str, directory=None) -> tuple[Path, dict]:

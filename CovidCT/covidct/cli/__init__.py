@@ -18,6 +18,7 @@ from ..errors import CovidCTError
 # Subcommand modules, in the order they appear in --help.
 COMMAND_MODULES = [
     "covidct.cli.info_command",
+    "covidct.cli.classify_commands",
 ]
 
 
@@ -49,6 +50,8 @@ def main(argv=None) -> int:
             raise
         print(f"covidct {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
     except KeyboardInterrupt:
         print(f"covidct {args.command}: interrupted", file=sys.stderr)
         return 130

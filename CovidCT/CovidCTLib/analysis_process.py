@@ -1,0 +1,287 @@
+"""Run ``covidct analyze`` in a separate process so Slicer stays responsive, and follow it.
+
+Why a process and not a thread: PyTorch inference holds the GIL for long stretches and
+can exhaust memory; in a child process it neither freezes the GUI nor takes Slicer down,
+and Cancel can stop it at once by killing the whole process tree (data loaders and any
+helpers the core starts included).
+
+Nothing here imports Qt or VTK.  The widget calls :meth:`AnalysisProcess.poll` from a
+``QTimer``; scripts and tests call :meth:`AnalysisProcess.wait`.  Result import runs in
+the thread that polls (Slicer's main thread), as MRML requires.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+# The folder holding the ``covidct`` core package (the module's own folder in a clone).
+CORE_SOURCE_DIR = Path(__file__).resolve().parent.parent
+
+_RUN_CLI = "import sys; from covidct.cli import main; sys.exit(main())"
+
+
+class AnalysisState(enum.Enum):
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    IMPORTING = "importing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (AnalysisState.DONE, AnalysisState.FAILED, AnalysisState.CANCELLED)
+
+    @property
+    def busy(self) -> bool:
+        return self in (AnalysisState.STARTING, AnalysisState.RUNNING, AnalysisState.IMPORTING)
+
+
+def python_executable() -> str:
+    """Python that runs the core: Slicer's ``PythonSlicer`` inside Slicer, else this interpreter.
+
+    Inside Slicer ``sys.executable`` may be the application itself, which cannot run
+    ``-c``; ``COVIDCT_PYTHON`` overrides both.
+    """
+    override = os.environ.get("COVIDCT_PYTHON")
+    if override:
+        return override
+    slicer_module = sys.modules.get("slicer")
+    if slicer_module is not None and getattr(slicer_module, "app", None) is not None:
+        found = shutil.which("PythonSlicer")
+        if found:
+            return found
+    return sys.executable
+
+
+def analyze_command(input_path, out_dir, device: str = "auto", enhance: str = "auto",
+                    scale: str = "auto", python: Optional[str] = None) -> List[str]:
+    """Argument list for ``covidct analyze`` with JSON progress on stderr."""
+    return [python or python_executable(), "-c", _RUN_CLI, "analyze", os.fspath(input_path),
+            "-o", os.fspath(out_dir), "--device", str(device), "--enhance", str(enhance),
+            "--scale", str(scale), "--progress", "json"]
+
+
+def core_environment(base: Optional[dict] = None) -> dict:
+    """Environment in which the child finds the ``covidct`` package of this clone first."""
+    env = dict(os.environ if base is None else base)
+    paths = [os.fspath(CORE_SOURCE_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def parse_progress_line(line: str):
+    """``(fraction, stage)`` from a ``{"progress": .., "stage": ..}`` line, else ``None``."""
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        message = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or "progress" not in message:
+        return None
+    try:
+        fraction = min(max(float(message["progress"]), 0.0), 1.0)
+    except (TypeError, ValueError):
+        return None
+    return fraction, str(message.get("stage", ""))
+
+
+def kill_process_tree(process: subprocess.Popen, grace_s: float = 3.0) -> None:
+    """Stop ``process`` and everything it started: terminate, then kill after ``grace_s``."""
+    if process.poll() is not None and os.name != "nt":
+        # The leader is gone, but children it left in its group may still run.
+        _signal_group(process.pid, signal.SIGKILL)
+        return
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        process.wait(timeout=grace_s)
+        return
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait(timeout=grace_s)
+
+
+def _signal_group(pid: int, sig) -> None:
+    try:
+        os.killpg(pid, sig)  # the child leads its own session: its pgid is its pid
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class AnalysisProcess:
+    """One run of a command that reports JSON progress on stderr.
+
+    States: idle -> starting -> running -> importing -> done, or failed / cancelled.
+    ``on_success(process)`` (e.g. result import) runs inside :meth:`poll` once the child
+    exited with status 0; an exception there turns the run into ``failed``.
+    """
+
+    def __init__(self, command: Sequence[str], env: Optional[dict] = None, cwd=None,
+                 on_success: Optional[Callable[["AnalysisProcess"], None]] = None):
+        self.command = [os.fspath(c) for c in command]
+        self.env = env
+        self.cwd = cwd
+        self.on_success = on_success
+        self.state = AnalysisState.IDLE
+        self.progress = 0.0
+        self.stage = ""
+        self.log_lines: List[str] = []
+        self.error_message = ""
+        self.returncode: Optional[int] = None
+        self._process: Optional[subprocess.Popen] = None
+        self._lines: "queue.Queue" = queue.Queue()
+        self._readers: List[threading.Thread] = []
+        self._started_at: Optional[float] = None
+        self._cancel_requested = False
+
+    # -- control -------------------------------------------------------------------------
+    def start(self) -> "AnalysisProcess":
+        if self.state.busy:
+            raise RuntimeError("This analysis is already running.")
+        self.state = AnalysisState.STARTING
+        self._started_at = time.monotonic()
+        popen_kwargs = {}
+        if os.name == "nt":
+            popen_kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            popen_kwargs["start_new_session"] = True  # own process group: Cancel kills the tree
+        try:
+            self._process = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=self.env, cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
+                **popen_kwargs)
+        except OSError as exc:
+            self._fail(f"Could not start the analysis ({exc}). Check that Python and the CovidCT core "
+                       "are installed (Analyze installs them on first use).")
+            return self
+        for stream, name in ((self._process.stdout, "stdout"), (self._process.stderr, "stderr")):
+            reader = threading.Thread(target=self._read_lines, args=(stream, name), daemon=True)
+            reader.start()
+            self._readers.append(reader)
+        return self
+
+    def cancel(self) -> None:
+        """Kill the whole process tree now; the state becomes ``cancelled``."""
+        if self.state.finished or self.state == AnalysisState.IDLE:
+            return
+        self._cancel_requested = True
+        if self._process is not None:
+            kill_process_tree(self._process)
+            self.returncode = self._process.returncode
+        self._drain()
+        self.state = AnalysisState.CANCELLED
+        self.stage = "cancelled"
+        self.log_lines.append("Analysis cancelled by the user.")
+
+    def poll(self) -> AnalysisState:
+        """Take in new output and update the state (call often, from one thread)."""
+        if self._process is None or self.state.finished:
+            return self.state
+        self._drain()
+        returncode = self._process.poll()
+        if returncode is None:
+            return self.state
+        for reader in self._readers:
+            reader.join(timeout=5)
+        self._drain()
+        self.returncode = returncode
+        if self._cancel_requested:
+            self.state = AnalysisState.CANCELLED
+        elif returncode != 0:
+            self._fail(self._failure_message(returncode))
+        else:
+            self.progress = 1.0
+            self.state = AnalysisState.IMPORTING
+            self.stage = "importing results"
+            try:
+                if self.on_success is not None:
+                    self.on_success(self)
+            except Exception as exc:  # noqa: BLE001 - any import failure ends the run as failed
+                self._fail(f"The analysis finished but its results could not be loaded: {exc}")
+            else:
+                self.state = AnalysisState.DONE
+                self.stage = "done"
+        return self.state
+
+    def wait(self, timeout_s: Optional[float] = None, interval_s: float = 0.05) -> AnalysisState:
+        """Block until finished (scripts, tests); on timeout cancel and raise ``TimeoutError``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.poll().finished:
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel()
+                raise TimeoutError(f"The analysis did not finish within {timeout_s:.0f} s and was stopped.")
+            time.sleep(interval_s)
+        return self.state
+
+    # -- information ---------------------------------------------------------------------
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def elapsed_s(self) -> float:
+        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+    # -- internals -----------------------------------------------------------------------
+    def _read_lines(self, stream, name: str) -> None:
+        try:
+            for line in iter(stream.readline, ""):
+                self._lines.put((name, line.rstrip("\r\n")))
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                name, line = self._lines.get_nowait()
+            except queue.Empty:
+                return
+            parsed = parse_progress_line(line) if name == "stderr" else None
+            if parsed is not None:
+                self.progress, self.stage = parsed
+                if self.state == AnalysisState.STARTING:
+                    self.state = AnalysisState.RUNNING
+                continue
+            if line.strip():
+                self.log_lines.append(line)
+                if name == "stderr":
+                    self._last_stderr = line
+            if self.state == AnalysisState.STARTING:
+                self.state = AnalysisState.RUNNING
+
+    def _failure_message(self, returncode: int) -> str:
+        detail = getattr(self, "_last_stderr", "").strip()
+        if detail:
+            return detail
+        return f"The analysis stopped with exit code {returncode}; see the log for details."
+
+    def _fail(self, message: str) -> None:
+        self.error_message = message
+        self.log_lines.append(message)
+        self.state = AnalysisState.FAILED
+        self.stage = "failed"

@@ -1,0 +1,159 @@
+"""Read ``OUTDIR/result.json`` written by ``covidct analyze`` and bring its volumes into the scene.
+
+The input node is only read (for its name, window/level and subject-hierarchy place),
+never modified: every output is a new node.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import heatmap_display, lung_segmentation, slice_scores, subject_hierarchy, volume_nodes
+
+REQUIRED_KEYS = ("probabilities", "decision", "threshold", "per_slice", "heatmap")
+
+
+class ResultFormatError(ValueError):
+    """result.json is missing, unreadable or not in the format this module understands."""
+
+
+@dataclass
+class AnalysisResult:
+    """The parsed result.json plus the folder its relative paths refer to."""
+
+    out_dir: Path
+    data: dict
+
+    @property
+    def covid_probability(self) -> float:
+        return float(self.data["probabilities"]["covid19"])
+
+    @property
+    def decision(self) -> str:
+        return str(self.data["decision"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.data["threshold"])
+
+    @property
+    def sensitivity(self) -> Optional[float]:
+        return (self.data.get("operating_point") or {}).get("sensitivity")
+
+    @property
+    def specificity(self) -> Optional[float]:
+        return (self.data.get("operating_point") or {}).get("specificity")
+
+    @property
+    def per_slice(self) -> list:
+        return list(self.data.get("per_slice") or [])
+
+    @property
+    def key_slices(self) -> list:
+        return [int(k) for k in (self.data.get("key_slices") or [])]
+
+    def volume_path(self, key: str) -> Optional[Path]:
+        name = self.data.get(key)
+        if not name:
+            return None
+        path = Path(name)
+        return path if path.is_absolute() else self.out_dir / path
+
+    def summary_text(self) -> str:
+        """Lines for the results panel (no identifiers: result.json holds none)."""
+        lines = [f"Decision: {self.decision} (COVID-19 probability {self.covid_probability:.2f}, "
+                 f"threshold {self.threshold:.2f})"]
+        if self.sensitivity is not None and self.specificity is not None:
+            lines.append(f"At this threshold the model card reports sensitivity {self.sensitivity:.2f}, "
+                         f"specificity {self.specificity:.2f}.")
+        return "\n".join(lines)
+
+
+def read_result(out_dir) -> AnalysisResult:
+    out_dir = Path(out_dir)
+    path = out_dir / "result.json"
+    if not path.is_file():
+        raise ResultFormatError(f"The analysis finished without writing {path}; see the log for the cause.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ResultFormatError(f"{path} cannot be read ({exc}).") from None
+    missing = [key for key in REQUIRED_KEYS if key not in data]
+    if missing:
+        raise ResultFormatError(f"{path} lacks {', '.join(missing)}; the core and the Slicer module "
+                                "versions do not match. Update the extension.")
+    probability = float(data["probabilities"].get("covid19", math.nan))
+    if not 0.0 <= probability <= 1.0:
+        raise ResultFormatError(f"{path}: COVID-19 probability {probability} is not within 0..1.")
+    return AnalysisResult(out_dir=out_dir, data=data)
+
+
+@dataclass
+class ImportedNodes:
+    enhanced: Optional[object] = None
+    heatmap: Optional[object] = None
+    lung_segmentation: Optional[object] = None
+    score_table: Optional[object] = None
+    score_chart: Optional[object] = None
+    folder_item: Optional[int] = None
+    all_nodes: list = field(default_factory=list)
+
+
+def _read_volume(path: Path):
+    """CTVolume from a NRRD written by the core (LPS geometry, exact)."""
+    import SimpleITK as sitk
+
+    from covidct.volume import from_sitk
+
+    if not path.is_file():
+        raise ResultFormatError(f"{path.name} is listed in result.json but missing from {path.parent}.")
+    return from_sitk(sitk.ReadImage(str(path)))
+
+
+def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
+                  heatmap_threshold: float = 0.3) -> ImportedNodes:
+    """Load enhanced volume, heatmap, lung segmentation and per-slice scores as new nodes."""
+    base = input_node.GetName() if input_node is not None else "CovidCT"
+    nodes = ImportedNodes()
+
+    enhanced_path = result.volume_path("enhanced")
+    if enhanced_path is not None:
+        enhanced = _read_volume(enhanced_path)
+        nodes.enhanced = volume_nodes.add_volume_node_from_ct(scene, enhanced, f"{base} enhanced")
+        if input_node is not None:
+            volume_nodes.copy_window_level(input_node, nodes.enhanced)
+        else:
+            volume_nodes.set_lung_window(nodes.enhanced)
+
+    heatmap = _read_volume(result.volume_path("heatmap"))
+    heatmap = heatmap.with_voxels(np.asarray(heatmap.voxels, dtype=np.float32))
+    nodes.heatmap = volume_nodes.add_volume_node_from_ct(scene, heatmap, f"{base} COVID-19 heatmap")
+    if colour_node is None:
+        colour_node = heatmap_display.load_colour_table(scene)
+    heatmap_display.configure_heatmap_display(nodes.heatmap, colour_node, heatmap_threshold)
+    heatmap_display.show_colour_legend(nodes.heatmap)
+
+    mask_path = result.volume_path("lung_mask")
+    if mask_path is not None:
+        mask = _read_volume(mask_path)
+        names = {int(k): v for k, v in (result.data.get("lung_mask_labels") or {}).items()} or None
+        nodes.lung_segmentation = lung_segmentation.segmentation_from_labelmap(
+            scene, mask.voxels, mask.ijk_to_ras(), f"{base} lungs",
+            reference_volume_node=input_node, segment_names=names)
+
+    if result.per_slice:
+        nodes.score_table = slice_scores.add_score_table(scene, result.per_slice, f"{base} slice scores")
+        nodes.score_chart = slice_scores.add_score_plot(scene, nodes.score_table, f"{base} slice scores",
+                                                        result.threshold)
+
+    nodes.all_nodes = [n for n in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation,
+                                   nodes.score_table, nodes.score_chart) if n is not None]
+    if input_node is not None:
+        nodes.folder_item = subject_hierarchy.place_with_input(scene, input_node, nodes.all_nodes)
+    return nodes

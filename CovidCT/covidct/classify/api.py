@@ -1,0 +1,184 @@
+"""Classify scans and slice images with the shipped weights.
+
+``classify_volume`` scores every lung-containing slice, pools the scores into one scan
+probability (method and threshold come from the weights manifest, chosen on validation),
+and builds the CAM heatmap on the CT grid.  ``classify_images`` scores 2D exports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Optional
+
+import numpy as np
+
+from ..errors import InvalidCTError
+from ..progress import silent
+from ..volume import CTVolume
+from . import pooling
+from .cam import cam_volume
+from .input_normalisation import MIN_LUNG_PIXELS, crop_and_resize, standardise_histogram
+from .network import build_network
+
+MODEL_KEY = "classifier"
+COVID, NON_COVID = "COVID-19", "non-COVID"
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_POOLING = "top_k_mean"
+
+
+@dataclass
+class ScanClassification:
+    """One scan's result.  ``heatmap`` has the volume's shape (float32, [0, 1])."""
+
+    covid_probability: float
+    threshold: float
+    decision: str
+    per_slice: list
+    heatmap: np.ndarray
+    model: dict
+    pooling: str
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (the heatmap is written separately as a volume)."""
+        return {
+            "probabilities": {"covid19": self.covid_probability,
+                              "non_covid": 1.0 - self.covid_probability},
+            "decision": self.decision, "threshold": self.threshold, "pooling": self.pooling,
+            "per_slice": self.per_slice, "model": self.model,
+        }
+
+
+class Classifier:
+    """The network plus what the manifest says about using it (size, pooling, threshold)."""
+
+    def __init__(self, model, entry: dict, device):
+        self.model = model
+        self.entry = entry
+        self.device = device
+        cfg = entry.get("config", {})
+        self.size_px = int(cfg.get("input_size_px", 128))
+        self.threshold = float(entry.get("threshold", DEFAULT_THRESHOLD))
+        self.pooling = entry.get("pooling", DEFAULT_POOLING)
+        self.info = {"name": entry.get("name", MODEL_KEY), "version": entry.get("version", ""),
+                     "sha256": entry.get("sha256", "")}
+
+    def predict(self, unit_slices: list, batch_size: int = 32, cancel=None, progress=silent) -> tuple:
+        """(COVID-19 probabilities, CAMs) for cropped unit slices."""
+        import torch
+
+        probs, cams = [], []
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(unit_slices), batch_size):
+                if cancel is not None:
+                    cancel.check("classification")
+                chunk = np.stack([standardise_histogram(s) for s in unit_slices[start:start + batch_size]])
+                x = torch.from_numpy(chunk[:, None].astype(np.float32)).to(self.device)
+                logits, cam = self.model.forward_with_cam(x)
+                probs.append(torch.softmax(logits.float(), 1)[:, 1].cpu().numpy())
+                cams.append(cam.float().cpu().numpy())
+                progress(min(1.0, (start + batch_size) / max(1, len(unit_slices))), "classify slices")
+        if not probs:
+            return np.zeros(0, np.float32), np.zeros((0, 1, 1), np.float32)
+        return np.concatenate(probs), np.concatenate(cams)
+
+
+def load_classifier(device="auto", model_key: str = MODEL_KEY, directory=None) -> Classifier:
+    """The shipped classifier, checksum-verified (cached per device)."""
+    from ..devices import select_device
+
+    return _load(str(select_device(device)), model_key, str(directory) if directory else None)
+
+
+@lru_cache(maxsize=4)
+def _load(device: str, model_key: str, directory: Optional[str]) -> Classifier:
+    from .. import weights
+
+    state, entry = weights.load_state_dict(model_key, directory)
+    model = build_network(entry.get("config", {}).get("network", {}))
+    weights.load_into(model, state, model_key)
+    model.to(device).eval()
+    return Classifier(model, entry, device)
+
+
+def _decide(probability: float, threshold: float) -> str:
+    return COVID if probability >= threshold else NON_COVID
+
+
+def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, device="auto",
+                    progress=None, cancel=None, cam_slices="all", classifier: Optional[Classifier] = None
+                    ) -> ScanClassification:
+    """Scan-level COVID-19 probability, decision, per-slice scores and CAM heatmap.
+
+    HU volumes: slices with fewer than ``MIN_LUNG_PIXELS`` lung voxels are not scored
+    (``in_lung`` False, ``covid19`` None).  When no ``lung_mask`` is given it is computed.
+    8-bit slice volumes (``is_hounsfield`` False): every slice is scored, cropped to the
+    image content (or to ``lung_mask`` when given).  The input volume is not modified.
+    """
+    progress = progress or silent
+    clf = classifier or load_classifier(device)
+    shape = volume.shape
+    if lung_mask is None and volume.is_hounsfield:
+        from ..preprocess.lung_mask import compute_lung_mask
+
+        progress(0.0, "lung mask")
+        lung_mask = compute_lung_mask(volume)
+    if lung_mask is not None:
+        lung_mask = np.asarray(lung_mask, dtype=bool)
+        if lung_mask.shape != shape:
+            raise InvalidCTError(f"The lung mask's shape {lung_mask.shape} differs from the volume's {shape}.")
+    wanted = set(range(shape[0])) if cam_slices == "all" else {int(k) for k in cam_slices}
+    positions = volume.slice_positions_mm()
+    units, boxes, scored = [], {}, []
+    in_lung = np.ones(shape[0], dtype=bool)
+    for k in range(shape[0]):
+        mask_k = lung_mask[k] if lung_mask is not None else None
+        if volume.is_hounsfield and int(np.count_nonzero(mask_k)) < MIN_LUNG_PIXELS:
+            in_lung[k] = False
+            continue
+        if not volume.is_hounsfield and mask_k is not None and int(np.count_nonzero(mask_k)) < MIN_LUNG_PIXELS:
+            mask_k = None
+        unit, box = crop_and_resize(volume.voxels[k], volume.is_hounsfield, mask_k, clf.size_px)
+        units.append(unit)
+        boxes[k] = box
+        scored.append(k)
+    if not scored:
+        raise InvalidCTError("No slice of this image contains lung; it cannot be classified. Is it a chest CT?")
+    probs, cams = clf.predict(units, cancel=cancel, progress=lambda f, s: progress(0.1 + 0.8 * f, s))
+    scores = [None] * shape[0]
+    for k, p in zip(scored, probs):
+        scores[k] = float(p)
+    per_slice = [{"index": k, "z_mm": round(float(positions[k]), 3),
+                  "covid19": None if scores[k] is None else round(scores[k], 5),
+                  "in_lung": bool(in_lung[k])} for k in range(shape[0])]
+    probability = pooling.pool([scores[k] for k in range(shape[0])], clf.pooling)
+    progress(0.9, "heatmap")
+    heat_mask = lung_mask
+    if heat_mask is None:  # 8-bit image without a mask: the crop box stands in for the lungs
+        heat_mask = np.zeros(shape, dtype=bool)
+        for k, (r0, r1, c0, c1) in boxes.items():
+            heat_mask[k, r0:r1, c0:c1] = True
+    heatmap = cam_volume({k: c for k, c in zip(scored, cams) if k in wanted},
+                         boxes, shape, heat_mask)
+    progress(1.0, "classified")
+    return ScanClassification(
+        covid_probability=float(probability), threshold=clf.threshold,
+        decision=_decide(probability, clf.threshold), per_slice=per_slice, heatmap=heatmap,
+        model=dict(clf.info), pooling=clf.pooling)
+
+
+def classify_images(paths, device="auto", classifier: Optional[Classifier] = None) -> list[dict]:
+    """Per-image COVID-19 probability for 2D lung-window slice exports (PNG/JPEG/WebP)."""
+    from ..io import read_slice_image
+
+    clf = classifier or load_classifier(device)
+    units = []
+    for path in paths:
+        unit, _ = crop_and_resize(read_slice_image(path), False, None, clf.size_px)
+        units.append(unit)
+    probs, _ = clf.predict(units)
+    return [{"path": str(path), "covid19": round(float(p), 5), "non_covid": round(1 - float(p), 5),
+             "decision": _decide(float(p), clf.threshold), "threshold": clf.threshold}
+            for path, p in zip(paths, probs)]

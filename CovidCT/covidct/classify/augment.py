@@ -1,0 +1,99 @@
+"""Augmentations against acquisition differences between hospitals.
+
+Applied to cropped unit-intensity slices *before* histogram equalisation, because that is
+where scanners and exports differ: window/level (including clipping), reconstruction
+kernel (blur/sharpen), noise, JPEG compression, resolution, framing (crop, rotation).
+Each draw uses the ``numpy.random.Generator`` passed in, so runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from scipy import ndimage
+
+DEFAULT_AUGMENT = {
+    "p_geometry": 0.9, "scale": [0.75, 1.0], "rotation_deg": 12.0, "shift_fraction": 0.08,
+    "p_flip": 0.5, "p_window": 0.7, "gamma": [0.7, 1.4], "clip_low": 0.15, "clip_high": 0.15,
+    "p_kernel": 0.5, "blur_sigma": [0.3, 1.3], "sharpen_amount": [0.3, 1.2],
+    "p_noise": 0.5, "noise_sd": [0.005, 0.04], "p_jpeg": 0.3, "jpeg_quality": [25, 90],
+    "p_resolution": 0.3, "downsample": [1.5, 3.0],
+}
+
+
+def _uniform(rng, bounds):
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def geometry(image, rng, cfg):
+    """Random zoom-in crop, shift, rotation (about the centre) and left-right flip."""
+    n = image.shape[0]
+    scale = np.sqrt(_uniform(rng, cfg["scale"]))         # side fraction kept
+    angle = np.deg2rad(rng.uniform(-cfg["rotation_deg"], cfg["rotation_deg"]))
+    shift = rng.uniform(-cfg["shift_fraction"], cfg["shift_fraction"], size=2) * n
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = rot * scale
+    centre = np.array([n / 2 - 0.5, n / 2 - 0.5])
+    offset = centre + shift - matrix @ centre
+    out = ndimage.affine_transform(image, matrix, offset=offset, order=1, mode="nearest")
+    if rng.random() < cfg["p_flip"]:
+        out = out[:, ::-1]
+    return out
+
+
+def window_jitter(image, rng, cfg):
+    """Different window/level: gamma plus clipping at a random low and high level."""
+    low = rng.uniform(0.0, cfg["clip_low"])
+    high = 1.0 - rng.uniform(0.0, cfg["clip_high"])
+    out = np.clip((image - low) / (high - low), 0.0, 1.0)
+    return out ** _uniform(rng, cfg["gamma"])
+
+
+def kernel(image, rng, cfg):
+    """Soft (blur) or sharp (unsharp mask) reconstruction kernel."""
+    if rng.random() < 0.5:
+        return ndimage.gaussian_filter(image, _uniform(rng, cfg["blur_sigma"]))
+    blurred = ndimage.gaussian_filter(image, 1.0)
+    return np.clip(image + _uniform(rng, cfg["sharpen_amount"]) * (image - blurred), 0.0, 1.0)
+
+
+def noise(image, rng, cfg):
+    return np.clip(image + rng.normal(0.0, _uniform(rng, cfg["noise_sd"]), image.shape), 0.0, 1.0)
+
+
+def jpeg(image, rng, cfg):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    quality = int(rng.integers(cfg["jpeg_quality"][0], cfg["jpeg_quality"][1] + 1))
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+
+
+def resolution(image, rng, cfg):
+    """Lower resolution: down-sample by 1.5-3x and back up (bilinear)."""
+    factor = _uniform(rng, cfg["downsample"])
+    small = ndimage.zoom(image, 1.0 / factor, order=1)
+    back = ndimage.zoom(small, np.array(image.shape) / np.array(small.shape), order=1)
+    return np.clip(back[: image.shape[0], : image.shape[1]], 0.0, 1.0)
+
+
+def augment_slice(image: np.ndarray, rng: np.random.Generator, config: dict | None = None) -> np.ndarray:
+    """One random acquisition-like variant of a cropped unit slice (same shape, [0, 1])."""
+    cfg = dict(DEFAULT_AUGMENT, **(config or {}))
+    out = np.asarray(image, dtype=np.float32)
+    if rng.random() < cfg["p_geometry"]:
+        out = geometry(out, rng, cfg)
+    if rng.random() < cfg["p_window"]:
+        out = window_jitter(out, rng, cfg)
+    if rng.random() < cfg["p_kernel"]:
+        out = kernel(out, rng, cfg)
+    if rng.random() < cfg["p_resolution"]:
+        out = resolution(out, rng, cfg)
+    if rng.random() < cfg["p_noise"]:
+        out = noise(out, rng, cfg)
+    if rng.random() < cfg["p_jpeg"]:
+        out = jpeg(out, rng, cfg)
+    return np.ascontiguousarray(out, dtype=np.float32)

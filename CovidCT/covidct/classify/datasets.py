@@ -1,0 +1,155 @@
+"""The three training sources, read once and cached as normalised-but-not-equalised slices.
+
+Sources (see ``../shared/data/README.md`` for licences and label quirks):
+
+* ``sars``: SARS-CoV-2 CT-scan set, 8-bit lung-window slices, no patient IDs (so any
+  split of it leaks patients; its validation numbers are optimistic).  The byte-identical
+  duplicates ``Covid_129`` and ``Covid_135`` are dropped.
+* ``ucsd``: UCSD COVID-CT train+val slices from paper figures and public sources.  COVID
+  images are grouped by the preprint they were cut from (a stand-in for patient).
+* ``hu``: the three COVID-CT-MD HU scans; per-slice ``infection`` labels come from
+  ``labels.json`` keyed by DICOM file name and are mapped to the volume's slice order.
+
+Slice label for COVID vs non-COVID training: SARS/UCSD use their folder; for HU scans an
+infected P001 slice is COVID-19 (1), every cap001 and normal001 slice is non-COVID (0),
+and P001 slices without infection are ``-1`` (excluded from training: a COVID patient's
+clear slice is not evidence for either class) but kept for slice-level evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputNotFoundError
+from .input_normalisation import INPUT_SIZE_PX, MIN_LUNG_PIXELS, crop_and_resize
+
+SARS_DUPLICATES = ("Covid_129", "Covid_135")
+HU_SCANS = ("P001", "cap001", "normal001")
+COVID_DIAGNOSES = ("COVID-19",)
+IMAGE_SUFFIXES = (".webp", ".png", ".jpg", ".jpeg")
+
+
+def default_data_root() -> Path:
+    """``../shared/data`` relative to the repository root (resolved from this package)."""
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise InputNotFoundError(
+            f"{what} not found at {path}. Pass --data pointing at the folder that holds "
+            "sars-cov-2-ct/, ucsd-covid-ct-trainval/ and covid-ct-md/.")
+    return path
+
+
+def _images(folder: Path) -> list:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def sars_slices(data_root) -> list[dict]:
+    root = _require(Path(data_root) / "sars-cov-2-ct", "The SARS-CoV-2 CT-scan set")
+    out = []
+    for folder, label in (("COVID", 1), ("non-COVID", 0)):
+        for path in _images(root / folder):
+            if path.stem in SARS_DUPLICATES:
+                continue
+            out.append({"path": path, "label": label, "source": "sars", "group": path.stem})
+    return out
+
+
+def ucsd_group(path: Path) -> str:
+    """Preprint id for COVID figures (``2020.02.10.20021584-p6-52_3`` -> ``2020.02.10.20021584``)."""
+    stem = path.stem
+    return stem.split("-p")[0] if stem.startswith("20") else stem
+
+
+def ucsd_slices(data_root) -> list[dict]:
+    root = _require(Path(data_root) / "ucsd-covid-ct-trainval", "The UCSD COVID-CT set")
+    out = []
+    for folder, label in (("COVID", 1), ("non-COVID", 0)):
+        for path in _images(root / folder):
+            out.append({"path": path, "label": label, "source": "ucsd",
+                        "group": ("covid:" if label else "non:") + ucsd_group(path)})
+    return out
+
+
+def hu_scan_labels(data_root, scan: str) -> tuple:
+    """(diagnosis, infection labels in the loaded volume's slice order)."""
+    from ..io.dicom_series import _read_headers, sort_slices
+
+    root = _require(Path(data_root) / "covid-ct-md", "The COVID-CT-MD scans")
+    labels = json.loads((root / "labels.json").read_text(encoding="utf-8"))[scan]
+    headers, _ = _read_headers(root / scan)
+    keyed, *_ = sort_slices(headers)
+    infection = np.array([labels["slices"][path.name]["infection"] for _, path, _, _ in keyed],
+                         dtype=np.int8)
+    return labels["diagnosis"], infection
+
+
+def load_hu_scan(data_root, scan: str):
+    """(volume, diagnosis, per-slice infection) for one COVID-CT-MD scan."""
+    from ..io import load_ct
+
+    volume = load_ct(Path(data_root) / "covid-ct-md" / scan)
+    diagnosis, infection = hu_scan_labels(data_root, scan)
+    if infection.size != volume.num_slices:
+        raise InputNotFoundError(f"labels.json has {infection.size} slices for {scan}, the scan {volume.num_slices}.")
+    return volume, diagnosis, infection
+
+
+def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=print) -> Path:
+    """Crop+resize every slice of every source once; write a compressed ``.npz``.
+
+    Arrays: ``images`` (N, size, size) float16 in [0, 1] (not yet equalised, so training
+    can augment first), ``label`` (1 COVID, 0 non-COVID, -1 unused for training),
+    ``source``, ``group``, ``scan``, ``slice_index``, ``infection`` (HU only, else -1).
+    """
+    from ..io import read_slice_image
+    from ..preprocess.lung_mask import compute_lung_mask
+
+    from ..errors import CovidCTError
+
+    images, meta, skipped = [], [], []
+    for item in sars_slices(data_root) + ucsd_slices(data_root):
+        try:
+            pixels = read_slice_image(item["path"])
+        except CovidCTError as exc:  # e.g. tiny thumbnails cut from figures
+            skipped.append(f"{item['path'].name}: {exc}")
+            continue
+        cropped, _ = crop_and_resize(pixels, False, None, size_px)
+        images.append(cropped)
+        meta.append((item["label"], item["source"], item["group"], item["path"].name, -1, -1))
+    progress(f"2D slices: {len(images)} (skipped {len(skipped)}: {skipped})")
+    for scan in HU_SCANS:
+        volume, diagnosis, infection = load_hu_scan(data_root, scan)
+        mask = compute_lung_mask(volume)
+        n = 0
+        for k in range(volume.num_slices):
+            if int(mask[k].sum()) < MIN_LUNG_PIXELS:
+                continue
+            cropped, _ = crop_and_resize(volume.voxels[k], True, mask[k], size_px)
+            if diagnosis in COVID_DIAGNOSES:
+                label = 1 if infection[k] else -1
+            else:
+                label = 0
+            images.append(cropped)
+            meta.append((label, "hu", scan, scan, k, int(infection[k])))
+            n += 1
+        progress(f"{scan}: {n} lung slices of {volume.num_slices}")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        out_path, images=np.stack(images).astype(np.float16),
+        label=np.array([m[0] for m in meta], np.int8),
+        source=np.array([m[1] for m in meta]), group=np.array([m[2] for m in meta]),
+        name=np.array([m[3] for m in meta]), slice_index=np.array([m[4] for m in meta], np.int32),
+        infection=np.array([m[5] for m in meta], np.int8), size_px=np.int32(size_px))
+    return out_path
+
+
+def load_cache(path) -> dict:
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}

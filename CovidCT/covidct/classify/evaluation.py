@@ -1,0 +1,111 @@
+"""``covidct evaluate``: metrics of the shipped classifier on the held-out data, rerunnable.
+
+Slice level: the held-out SARS-CoV-2 15 % (random split, patients may leak: optimistic),
+the held-out UCSD slices (grouped by preprint), and every lung slice of the HU scans
+(infected vs not infected; and infected COVID-19 slices vs non-COVID scans' slices).
+Scan level: each HU scan through the full :func:`classify_volume` pipeline (lung mask,
+pooling, threshold).  Splits are recomputed from the manifest's training config, so the
+sets are exactly those the shipped weights never saw; HU scans that were trained on are
+flagged ``in_sample``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CovidCTError
+from . import metrics
+from .api import load_classifier, classify_volume
+from .datasets import HU_SCANS, load_hu_scan, sars_slices, ucsd_slices
+from .input_normalisation import crop_and_resize
+from .training import make_splits
+
+
+def _two_d_sets(data_root, cfg: dict, size_px: int):
+    from ..io import read_slice_image
+
+    units, meta = [], []
+    for item in sars_slices(data_root) + ucsd_slices(data_root):
+        try:
+            pixels = read_slice_image(item["path"])
+        except CovidCTError:
+            continue  # the same unreadable thumbnails the training cache skipped
+        units.append(crop_and_resize(pixels, False, None, size_px)[0])
+        meta.append(item)
+    pseudo = {"source": np.array([m["source"] for m in meta]), "group": np.array([m["group"] for m in meta]),
+              "label": np.array([m["label"] for m in meta], np.int8)}
+    splits = make_splits(pseudo, cfg)
+    return units, pseudo, {k: v for k, v in splits.items() if k != "train" and not k.startswith("hu:")}
+
+
+def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print) -> dict:
+    """Compute, print and write ``metrics.json`` plus ROC/PR PNGs into ``out_dir``."""
+    start = time.time()
+    clf = load_classifier(device)
+    cfg = clf.entry.get("training_config", {"train": {"sars": True, "ucsd": True, "hu_scans": []},
+                                            "split_seed": 0, "sars_val_fraction": 0.15,
+                                            "ucsd_val_fraction": 0.2})
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = {"model": clf.info, "threshold": clf.threshold, "pooling": clf.pooling,
+              "slice": {}, "scan": {}, "figures": []}
+    units, pseudo, sets = _two_d_sets(data_root, cfg, clf.size_px)
+    for name, idx in sets.items():
+        probs, _ = clf.predict([units[i] for i in idx])
+        labels = pseudo["label"][idx]
+        result["slice"][name] = metrics.summary(labels, probs, clf.threshold, n_boot)
+        result["figures"] += metrics.plot_roc_pr(labels, probs, out_dir / f"slice_{name}", name)
+        log(_line(name, result["slice"][name]))
+    trained_scans = set(cfg.get("train", {}).get("hu_scans", []))
+    hu_scores, hu_infection, hu_covid = [], [], []
+    scan_labels, scan_probs = [], []
+    for scan in HU_SCANS:
+        try:
+            volume, diagnosis, infection = load_hu_scan(data_root, scan)
+        except CovidCTError as exc:
+            log(f"skipping {scan}: {exc}")
+            continue
+        res = classify_volume(volume, None, classifier=clf, cam_slices=[])
+        scores = np.array([s["covid19"] if s["covid19"] is not None else np.nan for s in res.per_slice])
+        keep = ~np.isnan(scores)
+        hu_scores.append(scores[keep])
+        hu_infection.append(infection[keep])
+        hu_covid.append(np.full(keep.sum(), diagnosis == "COVID-19"))
+        scan_labels.append(diagnosis == "COVID-19")
+        scan_probs.append(res.covid_probability)
+        result["scan"][scan] = {"diagnosis": diagnosis, "covid_probability": res.covid_probability,
+                                "decision": res.decision, "correct": (res.decision == "COVID-19") == (diagnosis == "COVID-19"),
+                                "in_sample": scan in trained_scans, "lung_slices": int(keep.sum()),
+                                "slice_auc_infected_vs_not": metrics.auc(infection[keep], scores[keep])}
+        log(f"scan {scan:10s} ({diagnosis}): p(COVID-19) {res.covid_probability:.3f} -> {res.decision}"
+            f"{' [in training]' if scan in trained_scans else ''}")
+    if hu_scores:
+        scores, infection, covid = map(np.concatenate, (hu_scores, hu_infection, hu_covid))
+        held = ("hu_slices_infected_vs_not", infection.astype(bool), scores)
+        sel = (covid & (infection == 1)) | ~covid
+        covid_vs = ("hu_slices_covid_infected_vs_noncovid", covid[sel], scores[sel])
+        for name, labels, s in (held, covid_vs):
+            result["slice"][name] = metrics.summary(labels, s, clf.threshold, n_boot)
+            result["figures"] += metrics.plot_roc_pr(labels, s, out_dir / f"slice_{name}", name)
+            log(_line(name, result["slice"][name]))
+        result["scan"]["_all"] = metrics.summary(np.array(scan_labels), np.array(scan_probs),
+                                                 clf.threshold, n_boot)
+        result["figures"] += metrics.plot_roc_pr(np.array(scan_labels), np.array(scan_probs),
+                                                 out_dir / "scan_hu", "HU scans")
+        log(f"scan level (n={len(scan_labels)}): " + _line("hu_scans", result["scan"]["_all"]))
+    result["hu_scans_in_training"] = sorted(trained_scans)
+    result["seconds"] = round(time.time() - start, 1)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")
+    log(f"wrote {out_dir / 'metrics.json'} and {len(result['figures'])} figures")
+    return result
+
+
+def _line(name: str, m: dict) -> str:
+    c = m["confusion"]
+    return (f"{name:38s} n={m['n']:4d} AUC {m['auc']:.3f} [{m['auc_ci95'][0]:.3f}, {m['auc_ci95'][1]:.3f}] "
+            f"sens {m['sensitivity']:.3f} spec {m['specificity']:.3f} PPV {m['ppv']:.3f} NPV {m['npv']:.3f} "
+            f"F1 {m['f1']:.3f} TP/FP/TN/FN {c['tp']}/{c['fp']}/{c['tn']}/{c['fn']}")

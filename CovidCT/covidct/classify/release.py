@@ -1,0 +1,102 @@
+"""Turn a training run into shipped weights: pick pooling and threshold, write the manifest.
+
+Pooling is picked on the held-out HU scans (largest margin between the COVID-19 scan and
+the highest non-COVID scan: only three scans, so this is weak evidence and said so in
+the card).  The operating threshold comes from a ROC (Youden's J) on held-out data,
+chosen by ``threshold_from``:
+
+* ``"hu_scans"``: midpoint between the pooled COVID-19 scan score and the highest pooled
+  non-COVID scan score (scan-level ROC on the HU scans, as MEASURED.md advises
+  calibrating on HU rather than SARS; in-sample for the HU scan decisions);
+* ``"validation_2d"``: Youden threshold on the held-out SARS + UCSD slices.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics, pooling
+from .network import build_network
+from .training import evaluate_splits, make_splits
+
+
+def _load_run_model(run_dir: Path, cfg: dict):
+    import torch
+
+    model = build_network(cfg["network"])
+    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval()
+
+
+def choose_pooling(scans: dict) -> tuple:
+    """(method, margins) from held-out HU scans' pooled scores; top_k_mean if undecidable."""
+    covid = [s for s in scans if s == "P001"]
+    others = [s for s in scans if s != "P001"]
+    if not covid or not others:
+        return "top_k_mean", {}
+    margins = {m: scans[covid[0]]["pooled"][m] - max(scans[o]["pooled"][m] for o in others)
+               for m in pooling.POOLING_FUNCTIONS}
+    return max(margins, key=margins.get), margins
+
+
+def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
+            threshold_from: str = "hu_scans", log=print) -> dict:
+    """Write ``weights_dir/KEY.pt`` and ``KEY.json`` from ``run_dir`` (model.pt + run.json)."""
+    from ..weights import sha256_of
+
+    run_dir, weights_dir = Path(run_dir), Path(weights_dir)
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    cfg = run["config"]
+    model = _load_run_model(run_dir, cfg)
+    splits = make_splits(cache, cfg)
+    final = evaluate_splits(model, cache, splits, "cpu", n_boot=2000)
+    method, margins = choose_pooling(final["scans"])
+    raw = final.get("raw", {})
+    labels = np.concatenate([raw[k]["labels"] for k in raw]) if raw else np.zeros(0)
+    scores = np.concatenate([raw[k]["scores"] for k in raw]) if raw else np.zeros(0)
+    thresholds = {}
+    if labels.size:
+        t2d = metrics.youden_threshold(labels, scores)
+        thresholds["validation_2d"] = {"threshold": t2d, "sets": sorted(raw),
+                                       **metrics.at_threshold(labels, scores, t2d)}
+    if "P001" in final["scans"] and len(final["scans"]) > 1:
+        covid = final["scans"]["P001"]["pooled"][method]
+        other = max(v["pooled"][method] for k, v in final["scans"].items() if k != "P001")
+        if covid > other:
+            thresholds["hu_scans"] = {"threshold": 0.5 * (covid + other), "covid_scan": covid,
+                                      "highest_non_covid_scan": other}
+    chosen = thresholds.get(threshold_from) or thresholds.get("validation_2d") or {"threshold": 0.5}
+    threshold = float(chosen["threshold"])
+    scan_results = {}
+    for scan, v in final["scans"].items():
+        p = v["pooled"][method]
+        scan_results[scan] = {"pooled_probability": p,
+                              "decision": "COVID-19" if p >= threshold else "non-COVID"}
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    target = weights_dir / f"{key}.pt"
+    shutil.copyfile(run_dir / "model.pt", target)
+    slice_metrics = {k: {**metrics.at_threshold(raw[k]["labels"], raw[k]["scores"], threshold),
+                         "auc": v["auc"], "auc_ci95": v["auc_ci95"], "n": v["n"]}
+                     if k in raw else v for k, v in final["slice"].items()}
+    entry = {
+        "name": key, "file": target.name, "sha256": sha256_of(target), "version": cfg["version"],
+        "architecture": "GARCD diagnosis net (conv, 4 residual blocks 3/3/4/4 convs, 2 convs, "
+                        "3 per-position FC layers, mean-pooled logits = CAM)",
+        "config": {"network": build_network(cfg["network"]).config, "input_size_px": cfg["input_size_px"]},
+        "training_config": cfg, "classes": ["non-COVID", "COVID-19"],
+        "pooling": method, "pooling_margins_hu": margins,
+        "threshold": threshold, "threshold_from": threshold_from if threshold_from in thresholds else "validation_2d",
+        "threshold_candidates": thresholds,
+        "metrics": {"slice": slice_metrics, "scans": scan_results},
+        "steps_done": run["steps_done"], "training_minutes": run["minutes"],
+        "licence": "Weights inherit CC BY-NC-SA 4.0 (SARS-CoV-2 CT-scan set): non-commercial, share-alike; "
+                   "UCSD COVID-CT images are for research only. Research use only, not for diagnosis.",
+    }
+    (weights_dir / f"{key}.json").write_text(json.dumps(entry, indent=1, default=float) + "\n", encoding="utf-8")
+    log(f"wrote {target} and {key}.json: pooling {method}, threshold {threshold:.4f}")
+    return entry

@@ -1,0 +1,233 @@
+"""Train the diagnosis network on every source, validate across sources.
+
+Sampling: each batch draws its source uniformly among the training sources and the class
+uniformly within the source, so "which source" carries no label information (a source
+shortcut cannot lower the loss) and the small sources are not drowned by SARS.
+
+Splits (all seeded, stored in the run report):
+* ``sars``: random 85/15 split of slices; no patient IDs, so the 15 % is *not* patient-
+  independent and its numbers are optimistic.
+* ``ucsd``: 80/20 split grouped by preprint (COVID) / image (non-COVID) when trained on,
+  or entirely held out.
+* ``hu``: the COVID-CT-MD scans listed in ``train.hu_scans`` are trained on; the others
+  are held out and scored as whole scans (slice scores and every pooling).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics, pooling
+from .augment import augment_slice
+from .input_normalisation import standardise_histogram
+from .network import build_network, count_parameters
+
+DEFAULT_TRAINING = {
+    "name": "classifier",
+    "version": "1.0.0",
+    "input_size_px": 128,
+    "network": {},
+    "train": {"sars": True, "ucsd": True, "hu_scans": []},
+    "sars_val_fraction": 0.15,
+    "ucsd_val_fraction": 0.2,
+    "split_seed": 0,
+    "seed": 0,
+    "steps": 1000,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "final_learning_rate": 1e-5,
+    "augment": {},
+    "threads": 1,
+    "device": "cpu",
+    "eval_every": 250,
+    "max_minutes": 20,
+}
+
+
+def load_config(path) -> dict:
+    cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    merged = dict(DEFAULT_TRAINING, **cfg)
+    merged["train"] = dict(DEFAULT_TRAINING["train"], **cfg.get("train", {}))
+    return merged
+
+
+def _group_split(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean 'is validation' per item, whole groups at a time."""
+    unique = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(unique, size=int(round(fraction * unique.size)), replace=False).tolist())
+    return np.array([g in chosen for g in groups])
+
+
+def make_splits(cache: dict, cfg: dict) -> dict:
+    """Index arrays: ``train`` and each held-out set (``sars_val``, ``ucsd_val``/``ucsd``, ``hu:SCAN``)."""
+    source, group, label = cache["source"], cache["group"], cache["label"]
+    seed = cfg["split_seed"]
+    splits, train = {}, []
+    sars = np.flatnonzero(source == "sars")
+    sars_val = _group_split(group[sars], cfg["sars_val_fraction"], seed)
+    if cfg["train"]["sars"]:
+        train.append(sars[~sars_val])
+        splits["sars_val"] = sars[sars_val]
+    else:
+        splits["sars"] = sars
+    ucsd = np.flatnonzero(source == "ucsd")
+    if cfg["train"]["ucsd"]:
+        ucsd_val = _group_split(group[ucsd], cfg["ucsd_val_fraction"], seed + 1)
+        train.append(ucsd[~ucsd_val])
+        splits["ucsd_val"] = ucsd[ucsd_val]
+    else:
+        splits["ucsd"] = ucsd
+    for scan in np.unique(group[source == "hu"]):
+        idx = np.flatnonzero((source == "hu") & (group == scan))
+        if scan in cfg["train"]["hu_scans"]:
+            train.append(idx)
+        else:
+            splits[f"hu:{scan}"] = idx
+    train = np.concatenate(train) if train else np.zeros(0, int)
+    splits["train"] = train[label[train] >= 0]
+    return splits
+
+
+def _batch_sampler(cache: dict, train_idx: np.ndarray, rng):
+    """Yields index arrays: source uniform, then class uniform within the source."""
+    source, label = cache["source"][train_idx], cache["label"][train_idx]
+    pools = {}
+    for s in np.unique(source):
+        for c in (0, 1):
+            members = train_idx[(source == s) & (label == c)]
+            if members.size:
+                pools.setdefault(s, {})[c] = members
+    sources = sorted(pools)
+
+    def draw(batch_size):
+        out = np.empty(batch_size, dtype=int)
+        for b in range(batch_size):
+            classes = pools[sources[rng.integers(len(sources))]]
+            members = classes[list(classes)[rng.integers(len(classes))]]
+            out[b] = members[rng.integers(members.size)]
+        return out
+
+    return draw
+
+
+def predict_unit_slices(model, unit_slices: np.ndarray, device="cpu", batch_size: int = 64,
+                        with_cam: bool = False):
+    """COVID-19 probabilities for cropped unit slices (equalised here); optional CAMs."""
+    import torch
+
+    model.eval()
+    probs, cams = [], []
+    with torch.no_grad():
+        for start in range(0, len(unit_slices), batch_size):
+            chunk = np.stack([standardise_histogram(s) for s in unit_slices[start:start + batch_size]])
+            x = torch.from_numpy(chunk[:, None].astype(np.float32)).to(device)
+            logits, cam = model.forward_with_cam(x)
+            probs.append(torch.softmax(logits, 1)[:, 1].float().cpu().numpy())
+            if with_cam:
+                cams.append(cam.float().cpu().numpy())
+    p = np.concatenate(probs) if probs else np.zeros(0, np.float32)
+    if with_cam:
+        return p, (np.concatenate(cams) if cams else np.zeros((0, 1, 1), np.float32))
+    return p
+
+
+def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int = 1000) -> dict:
+    """Slice-level metrics per held-out set; scan-level pooling for held-out HU scans."""
+    images = cache["images"]
+    out = {"slice": {}, "scans": {}}
+    scores_by_set = {}
+    for name, idx in splits.items():
+        if name == "train" or idx.size == 0:
+            continue
+        p = predict_unit_slices(model, images[idx].astype(np.float32), device)
+        scores_by_set[name] = (idx, p)
+        if name.startswith("hu:"):
+            scan = name[3:]
+            out["scans"][scan] = {
+                "slice_index": cache["slice_index"][idx].tolist(),
+                "infection": cache["infection"][idx].tolist(),
+                "scores": [round(float(v), 5) for v in p],
+                "pooled": {m: pooling.pool(p, m) for m in pooling.POOLING_FUNCTIONS},
+            }
+        else:
+            lab = cache["label"][idx]
+            out["slice"][name] = metrics.summary(lab, p, 0.5, n_boot)
+            out.setdefault("raw", {})[name] = {"labels": lab.tolist(),
+                                               "scores": [round(float(v), 5) for v in p]}
+    hu = [k for k in scores_by_set if k.startswith("hu:")]
+    if hu:
+        idx = np.concatenate([scores_by_set[k][0] for k in hu])
+        p = np.concatenate([scores_by_set[k][1] for k in hu])
+        inf = cache["infection"][idx]
+        out["slice"]["hu_infected_vs_not"] = metrics.summary(inf, p, 0.5, n_boot)
+        covid_scan = cache["label"][idx] != 0  # P001 slices (1 infected, -1 clear)
+        keep = (inf == 1) & covid_scan | (cache["label"][idx] == 0)
+        if keep.any():
+            out["slice"]["hu_covid_infected_vs_noncovid"] = metrics.summary(
+                (cache["label"][idx] == 1)[keep], p[keep], 0.5, n_boot)
+    return out
+
+
+def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
+    """Train one run; writes ``model.pt`` (fp16) and ``run.json`` into ``out_dir``."""
+    import torch
+
+    torch.set_num_threads(int(cfg["threads"]))
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.default_rng(cfg["seed"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    splits = make_splits(cache, cfg)
+    draw = _batch_sampler(cache, splits["train"], rng)
+    model = build_network(cfg["network"]).to(cfg["device"])
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
+    steps = int(cfg["steps"])
+    ratio = cfg["final_learning_rate"] / cfg["learning_rate"]
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    images, labels = cache["images"], cache["label"]
+    log(f"train slices {splits['train'].size}; held out: "
+        + ", ".join(f"{k} {v.size}" for k, v in splits.items() if k != "train")
+        + f"; parameters {count_parameters(model)}")
+    history, start, running = [], time.time(), []
+    for step in range(1, steps + 1):
+        model.train()
+        idx = draw(cfg["batch_size"])
+        batch = np.stack([standardise_histogram(augment_slice(images[i].astype(np.float32), rng, cfg["augment"]))
+                          for i in idx])
+        x = torch.from_numpy(batch[:, None]).to(cfg["device"])
+        y = torch.from_numpy(labels[idx].astype(np.int64)).to(cfg["device"])
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running.append(float(loss.detach()))
+        minutes = (time.time() - start) / 60
+        if step % cfg["eval_every"] == 0 or step == steps or minutes > cfg["max_minutes"]:
+            quick = evaluate_splits(model, cache, splits, cfg["device"], n_boot=0)
+            entry = {"step": step, "minutes": round(minutes, 2), "loss": float(np.mean(running)),
+                     "auc": {k: round(v["auc"], 4) for k, v in quick["slice"].items()},
+                     "pooled": {s: round(v["pooled"]["top_k_mean"], 4) for s, v in quick["scans"].items()}}
+            history.append(entry)
+            running = []
+            log(json.dumps(entry))
+            if minutes > cfg["max_minutes"]:
+                log(f"stopping at step {step}: time limit {cfg['max_minutes']} min")
+                break
+    final = evaluate_splits(model, cache, splits, cfg["device"])
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    torch.save(state, out_dir / "model.pt")
+    report = {"config": cfg, "history": history, "final": final, "steps_done": step,
+              "minutes": round((time.time() - start) / 60, 2),
+              "split_sizes": {k: int(v.size) for k, v in splits.items()}}
+    (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    log(json.dumps(final["slice"], default=float)[:3000])
+    log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
+    return report

@@ -1,0 +1,95 @@
+"""``covidct classify``, ``covidct evaluate`` and ``covidct train-classifier``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_device_argument, add_json_argument, print_json
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("classify", help="COVID-19 probability of 2D lung-window slice images",
+                              description="Score 2D 8-bit lung-window CT slices (PNG/JPEG/WebP). "
+                                          "For whole scans use 'covidct analyze'. Research use only.")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    add_device_argument(p)
+    add_json_argument(p)
+    p.set_defaults(handler=run_classify)
+
+    p = subparsers.add_parser("evaluate", help="metrics of the shipped classifier on held-out data",
+                              description="AUC with 95%% bootstrap CI, sensitivity, specificity, PPV, NPV, "
+                                          "F1, confusion matrix, ROC and PR curves, at slice and scan level.")
+    p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
+    p.add_argument("-o", "--out", default="evaluation", help="folder for metrics.json and figures")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for AUC CIs")
+    add_device_argument(p)
+    add_json_argument(p)
+    p.set_defaults(handler=run_evaluate)
+
+    p = subparsers.add_parser("train-classifier", help="retrain the classifier (reproduces the shipped weights)",
+                              description="Cache the normalised slices, train, and with --ship write "
+                                          "weights/classifier.pt and its manifest.")
+    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "classifier_cpu.json"))
+    p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
+    p.add_argument("--cache", default="/tmp/covidct_classifier_cache/slices128.npz",
+                   help="pre-processed slice cache (built when missing)")
+    p.add_argument("--run-dir", default="runs/classifier", help="where model.pt and run.json go")
+    p.add_argument("--ship", action="store_true", help="write the weights and manifest into the weights folder")
+    p.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped one)")
+    p.add_argument("--threshold-from", choices=("hu_scans", "validation_2d"), default="hu_scans")
+    p.add_argument("--release-only", action="store_true", help="skip training; ship an existing run")
+    p.set_defaults(handler=run_train)
+
+
+def _data_root(args):
+    from ..classify.datasets import default_data_root
+
+    return Path(args.data) if args.data else default_data_root()
+
+
+def run_classify(args) -> int:
+    from ..classify import classify_images
+
+    results = classify_images(args.images, device=args.device)
+    if args.json:
+        print_json({"results": results})
+    else:
+        for r in results:
+            print(f"{r['path']}: p(COVID-19) = {r['covid19']:.3f} -> {r['decision']} (threshold {r['threshold']:.3f})")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ..classify.evaluation import evaluate
+
+    result = evaluate(_data_root(args), args.out, args.device, args.bootstrap,
+                      log=(lambda *_: None) if args.json else print)
+    if args.json:
+        print_json(result)
+    return 0
+
+
+def run_train(args) -> int:
+    import torch
+
+    from ..classify.datasets import build_cache, load_cache
+    from ..classify.release import release
+    from ..classify.training import load_config, train
+    from ..weights import weights_dir
+
+    cfg = load_config(args.config)
+    torch.set_num_threads(int(cfg["threads"]))
+    cache_path = Path(args.cache)
+    if not cache_path.exists():
+        build_cache(_data_root(args), cache_path, cfg["input_size_px"])
+    cache = load_cache(cache_path)
+    if int(cache["size_px"]) != int(cfg["input_size_px"]):
+        build_cache(_data_root(args), cache_path, cfg["input_size_px"])
+        cache = load_cache(cache_path)
+    if not args.release_only:
+        train(cfg, cache, args.run_dir)
+    if args.ship:
+        release(args.run_dir, args.weights_dir or weights_dir(), cache, cfg["name"], args.threshold_from)
+    return 0

@@ -1,0 +1,209 @@
+"""Classical lung segmentation from HU (no trained model, no download).
+
+Steps, each a named function so they can be tested and reused:
+
+1. :func:`body_mask` - everything denser than air that is connected to the largest
+   object, holes filled slice by slice (the patient, without the table's air).
+2. Low-density voxels inside the body (``< air_threshold_hu``) form the candidates;
+   air connected to the image border (outside the patient) is excluded.
+3. The large connected components are the lungs plus the airways.  :func:`airway_mask`
+   grows the trachea from its most cranial cross-section through nearly pure air
+   (``< -950 HU``) and removes it, so lung volumes are not inflated by the bronchi.
+4. Holes (vessels, consolidation, ground glass) are filled slice by slice and a small
+   closing recovers dense lesions touching the mediastinum, because disease inside the
+   lung must stay inside the mask for quantification.
+
+Limits: a large sub-pleural consolidation touching the chest wall can still be partly
+outside the mask (it looks like chest wall to a threshold); emphysematous lung is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InvalidCTError
+from ..volume import CTVolume
+
+BODY_THRESHOLD_HU = -500.0
+AIR_THRESHOLD_HU = -400.0
+AIRWAY_THRESHOLD_HU = -950.0
+MIN_LUNG_COMPONENT_ML = 50.0
+MAX_AIRWAY_ML = 250.0
+HOLE_CLOSING_MM = 4.0
+
+
+def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
+    out = np.empty_like(mask)
+    for k in range(mask.shape[0]):
+        out[k] = ndimage.binary_fill_holes(mask[k])
+    return out
+
+
+def _largest_components(labels: np.ndarray, count: int, min_voxels: int) -> list[int]:
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    order = np.argsort(sizes)[::-1]
+    return [int(lab) for lab in order[:count] if sizes[lab] >= min_voxels]
+
+
+def body_mask(hu: np.ndarray) -> np.ndarray:
+    """The patient's body: largest dense object, holes (lungs) filled per slice."""
+    dense = hu > BODY_THRESHOLD_HU
+    labels, count = ndimage.label(dense)
+    if count == 0:
+        return np.zeros_like(dense)
+    keep = _largest_components(labels, 1, 1)
+    return _fill_holes_per_slice(labels == keep[0])
+
+
+def _outside_air(candidates: np.ndarray) -> np.ndarray:
+    """Candidate voxels connected (in-plane) to the border of their slice: air around the patient."""
+    outside = np.zeros_like(candidates)
+    for k in range(candidates.shape[0]):
+        labels, count = ndimage.label(candidates[k])
+        if count == 0:
+            continue
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        border = border[border > 0]
+        outside[k] = np.isin(labels, border)
+    return outside
+
+
+def superior_end_index(volume: CTVolume) -> int:
+    """Index of the most superior (cranial) slice, from the geometry (LPS +z is superior)."""
+    m = volume.ijk_to_lps()
+    return 0 if m[2, 2] < 0 else volume.num_slices - 1
+
+
+def airway_mask(hu: np.ndarray, lungs_and_airways: np.ndarray, voxel_ml: float,
+                superior_index: int) -> np.ndarray:
+    """Trachea and main bronchi, grown from the trachea's most cranial cross-section.
+
+    The seed is the single small air component in the most superior slice that has air
+    inside the body (above the apices only the trachea is air-filled).  Returns the
+    trachea alone when growth through pure air leaks into lung (more than
+    ``MAX_AIRWAY_ML``), and nothing when no tube-like seed is found.
+    """
+    pure_air = (hu < AIRWAY_THRESHOLD_HU) & lungs_and_airways
+    slices_with_air = np.flatnonzero(pure_air.any(axis=(1, 2)))
+    if slices_with_air.size == 0:
+        return np.zeros_like(lungs_and_airways)
+    direction = 1 if superior_index == 0 else -1  # walking caudally
+    k = slices_with_air[0] if direction == 1 else slices_with_air[-1]
+    labels, count = ndimage.label(pure_air[k])
+    if count == 0:
+        return np.zeros_like(lungs_and_airways)
+    sizes = np.bincount(labels.ravel())[1:]
+    if sizes.max() * voxel_ml > 8.0:  # wider than a trachea: a lung apex, no tube to follow
+        return np.zeros_like(lungs_and_airways)
+    seed = np.zeros_like(lungs_and_airways)
+    seed[k] = labels == (int(np.argmax(sizes)) + 1)
+    labels3d, _ = ndimage.label(pure_air)
+    seed_labels = np.unique(labels3d[seed])
+    seed_labels = seed_labels[seed_labels > 0]
+    airway = np.isin(labels3d, seed_labels)
+    if airway.sum() * voxel_ml > MAX_AIRWAY_ML:
+        airway = _trachea_only(pure_air, k, direction, voxel_ml=voxel_ml)
+    # Two voxels of margin take the partial-volume wall with it, which would otherwise
+    # survive as a ring that hole filling turns back into a solid trachea.
+    return ndimage.binary_dilation(airway, iterations=2) & lungs_and_airways
+
+
+def _trachea_only(pure_air: np.ndarray, k: int, direction: int, voxel_ml: float) -> np.ndarray:
+    """Follow the single small air tube slice by slice until it splits or widens."""
+    out = np.zeros_like(pure_air)
+    previous = None
+    while 0 <= k < pure_air.shape[0]:
+        labels, count = ndimage.label(pure_air[k])
+        if count == 0:
+            break
+        if previous is not None:
+            overlapping = np.unique(labels[previous & (labels > 0)])
+            overlapping = overlapping[overlapping > 0]
+        else:
+            overlapping = np.arange(1, count + 1)
+        if overlapping.size != 1:
+            break
+        tube = labels == overlapping[0]
+        if tube.sum() * voxel_ml > 8.0:
+            break
+        out[k] = tube
+        previous = tube
+        k += direction
+    return out
+
+
+def compute_lung_mask(volume: CTVolume) -> np.ndarray:
+    """Boolean lung mask with the volume's shape (both lungs, airways removed).
+
+    Raises :class:`InvalidCTError` when no lung-sized air region is found (not a chest
+    CT, or intensities not in HU).
+    """
+    if not volume.is_hounsfield:
+        raise InvalidCTError("A lung mask needs a CT in Hounsfield units; this image is an 8-bit export.")
+    hu = np.asarray(volume.voxels, dtype=np.float32)
+    voxel_ml = volume.voxel_volume_ml
+    body = body_mask(hu)
+    candidates = (hu < AIR_THRESHOLD_HU) & body
+    candidates &= ~_outside_air(candidates)
+    labels, count = ndimage.label(candidates)
+    min_voxels = max(1, int(MIN_LUNG_COMPONENT_ML / voxel_ml)) if volume.num_slices > 1 else 1
+    keep = _largest_components(labels, 3, min_voxels)
+    if not keep:
+        raise InvalidCTError(
+            "No lungs found: no air-filled region of lung size inside the body. Is this a chest CT "
+            "in Hounsfield units?")
+    # Keep the two largest, plus a third only if comparable (a lung split by the airway removal).
+    sizes = [int((labels == lab).sum()) for lab in keep]
+    keep = [lab for lab, size in zip(keep, sizes) if size >= 0.1 * sizes[0]][:3]
+    lungs = np.isin(labels, keep)
+    airways = airway_mask(hu, lungs, voxel_ml, superior_end_index(volume))
+    lungs &= ~airways
+    radius_vox = np.maximum(1, np.round(HOLE_CLOSING_MM / np.array(volume.spacing_mm[:2]))).astype(int)
+    structure = np.zeros((1, 2 * radius_vox[1] + 1, 2 * radius_vox[0] + 1), dtype=bool)
+    yy, xx = np.ogrid[-radius_vox[1]:radius_vox[1] + 1, -radius_vox[0]:radius_vox[0] + 1]
+    structure[0] = (yy / radius_vox[1]) ** 2 + (xx / radius_vox[0]) ** 2 <= 1.0
+    lungs = ndimage.binary_closing(lungs, structure=structure) & body
+    lungs = _fill_holes_per_slice(lungs) & ~airways
+    # Closing can bridge to small stray air pockets; keep lung-sized components only.
+    labels, _ = ndimage.label(lungs)
+    keep = _largest_components(labels, 3, min_voxels)
+    return np.isin(labels, keep) if keep else lungs
+
+
+def patient_left_mask(mask: np.ndarray, volume: CTVolume) -> np.ndarray:
+    """True where a mask voxel lies on the patient's left (LPS +x) of the lungs' midline.
+
+    The midline is the x (LPS) position, per slice, of the narrowest point of the mask's
+    projection between the two lungs, which follows the mediastinum better than the
+    image centre.  Works for any axial direction cosine (only the LPS x of voxel
+    centres is used).
+    """
+    ijk_to_lps = volume.ijk_to_lps()
+    nk, nj, ni = mask.shape
+    jj, ii = np.mgrid[0:nj, 0:ni]
+    left = np.zeros_like(mask)
+    for k in range(nk):
+        if not mask[k].any():
+            continue
+        x_lps = (ijk_to_lps[0, 0] * ii + ijk_to_lps[0, 1] * jj + ijk_to_lps[0, 2] * k
+                 + ijk_to_lps[0, 3])
+        xs = x_lps[mask[k]]
+        low, high = np.percentile(xs, [2, 98])
+        bins = np.linspace(low, high, 41)
+        counts, _ = np.histogram(xs, bins=bins)
+        centre = counts[13:28]  # the middle ~third of the lungs' width
+        split_bin = 13 + int(np.argmin(centre))
+        midline = 0.5 * (bins[split_bin] + bins[split_bin + 1])
+        left[k] = mask[k] & (x_lps > midline)
+    return left
+
+
+def lung_volumes_ml(mask: np.ndarray, volume: CTVolume) -> dict:
+    """Lung volume per side and in total, in millilitres."""
+    left = patient_left_mask(mask, volume)
+    voxel_ml = volume.voxel_volume_ml
+    left_ml = float(left.sum()) * voxel_ml
+    total_ml = float(mask.sum()) * voxel_ml
+    return {"left_ml": left_ml, "right_ml": total_ml - left_ml, "total_ml": total_ml}

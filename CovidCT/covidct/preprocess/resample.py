@@ -1,0 +1,58 @@
+"""Resampling helpers with explicit geometry: every new grid says where its voxels are."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..volume import CTVolume
+
+
+def scaled_in_plane_geometry(volume: CTVolume, scale: float) -> tuple[tuple, tuple]:
+    """Spacing and origin of a grid ``scale`` times finer in-plane, same physical extent.
+
+    Voxel centres move: the first new centre sits half a new voxel inside the old first
+    voxel's edge, i.e. ``origin + D @ ((1/scale - 1) / 2 * spacing)`` along i and j.
+    """
+    sx, sy, sz = volume.spacing_mm
+    new_spacing = (sx / scale, sy / scale, sz)
+    shift_ijk = np.array([(1.0 / scale - 1.0) / 2.0 * sx, (1.0 / scale - 1.0) / 2.0 * sy, 0.0])
+    new_origin = np.asarray(volume.origin_lps) + volume.direction_lps @ shift_ijk
+    return new_spacing, tuple(new_origin)
+
+
+def resize_in_plane(volume: CTVolume, scale: float, order: int = 3) -> CTVolume:
+    """Spline interpolation of every slice by ``scale`` (bicubic for order=3); geometry exact."""
+    new_rows = int(round(volume.shape[1] * scale))
+    new_cols = int(round(volume.shape[2] * scale))
+    zoom = (1.0, new_rows / volume.shape[1], new_cols / volume.shape[2])
+    data = ndimage.zoom(np.asarray(volume.voxels, dtype=np.float32), zoom, order=order,
+                        mode="nearest", grid_mode=True)
+    spacing, origin = scaled_in_plane_geometry(volume, scale)
+    return volume.with_voxels(data, spacing_mm=spacing, origin_lps=origin)
+
+
+def area_downsample(image: np.ndarray, factor: int) -> np.ndarray:
+    """Block mean over ``factor`` x ``factor`` pixels of the last two axes (OpenCV INTER_AREA
+    for integer factors); trailing rows/columns that do not fill a block are dropped."""
+    rows = image.shape[-2] // factor * factor
+    cols = image.shape[-1] // factor * factor
+    trimmed = np.asarray(image, dtype=np.float32)[..., :rows, :cols]
+    shape = trimmed.shape[:-2] + (rows // factor, factor, cols // factor, factor)
+    return trimmed.reshape(shape).mean(axis=(-3, -1))
+
+
+def resample_to_grid(moving: np.ndarray, moving_volume: CTVolume, reference: CTVolume,
+                     order: int = 1, fill_value: float = 0.0) -> np.ndarray:
+    """Sample ``moving`` (an array on ``moving_volume``'s grid) on ``reference``'s grid,
+    through physical LPS coordinates (so different spacing/origin/direction line up)."""
+    ref_to_lps = reference.ijk_to_lps()
+    lps_to_moving = np.linalg.inv(moving_volume.ijk_to_lps())
+    ref_to_moving = lps_to_moving @ ref_to_lps  # (i, j, k) -> (i, j, k)
+    # scipy works in array order (k, j, i): permute the affine accordingly.
+    perm = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=float)
+    matrix = perm @ ref_to_moving[:3, :3] @ perm
+    offset = perm @ ref_to_moving[:3, 3]
+    return ndimage.affine_transform(np.asarray(moving, dtype=np.float32), matrix, offset=offset,
+                                    output_shape=reference.shape, order=order, mode="constant",
+                                    cval=fill_value)
