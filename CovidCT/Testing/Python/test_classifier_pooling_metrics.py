@@ -4,9 +4,79 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covidct.classify import metrics, pooling
-from covidct.classify.input_normalisation import content_box, normalise_slice, standardise_histogram
+from covidct.classify.input_normalisation import normalise_slice, standardise_histogram
 
 
-def test_top_k_mean_finds_few_diseased_slices():
-    scores = [0.05] * 37 + [0.9, 0.95, 0.85]
-    assert pooling.top_k_mean(scores) == pytest.approx(0.9, abs=1e-9)  # k = 4 -> (0.9+0.95+0.85+0.05)/4? no
+def test_top_k_mean_uses_the_highest_tenth():
+    scores = [0.1] * 27 + [0.9, 0.8, 0.7]          # 30 slices -> k = 3
+    assert pooling.top_k(30) == 3
+    assert pooling.top_k_mean(scores) == pytest.approx(0.8)
+    assert pooling.top_k(100) == 10 and pooling.top_k(2) == 2
+
+
+def test_pooling_ignores_slices_without_lung():
+    scores = [None, 0.2, float("nan"), 0.4, None]
+    assert pooling.any_slice(scores) == pytest.approx(0.4)
+    assert pooling.top_k_mean(scores) == pytest.approx(0.3)
+    assert np.isnan(pooling.top_k_mean([None, None]))
+
+
+def test_noisy_or_of_top_slices():
+    scores = [0.5, 0.5, 0.5, 0.0, 0.0, 0.0]          # top 3 are 0.5
+    assert pooling.noisy_or(scores) == pytest.approx(1 - 0.5 ** 3)
+
+
+def test_middle_50_mean_uses_central_slices_in_order():
+    scores = [1.0, 1.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0]   # central half = indices 2..5
+    assert pooling.middle_50_mean(scores) == pytest.approx(0.5)
+
+
+def test_focal_disease_beats_diffuse_low_scores_except_for_middle_mean():
+    focal = [0.05] * 20 + [0.95] * 3 + [0.05] * 7
+    diffuse = [0.3] * 30
+    assert pooling.top_k_mean(focal) > pooling.top_k_mean(diffuse)
+    assert pooling.any_slice(focal) > pooling.any_slice(diffuse)
+    assert pooling.middle_50_mean(focal) < pooling.middle_50_mean(diffuse)
+    with pytest.raises(ValueError):
+        pooling.pool(focal, "median-of-everything")
+
+
+def test_auc_and_threshold_metrics_on_crafted_scores():
+    labels = [0, 0, 0, 1, 1, 1]
+    assert metrics.auc(labels, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]) == 1.0
+    assert metrics.auc(labels, [0.9, 0.8, 0.7, 0.3, 0.2, 0.1]) == 0.0
+    assert metrics.auc(labels, [0.5] * 6) == 0.5
+    m = metrics.at_threshold(labels, [0.1, 0.6, 0.3, 0.7, 0.4, 0.9], 0.5)
+    assert m["confusion"] == {"tp": 2, "fp": 1, "tn": 2, "fn": 1}
+    assert m["sensitivity"] == pytest.approx(2 / 3) and m["ppv"] == pytest.approx(2 / 3)
+    t = metrics.youden_threshold(labels, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    assert 0.3 < t <= 0.7
+
+
+def test_bootstrap_ci_contains_auc():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    scores = labels * 0.5 + rng.random(200)
+    low, high = metrics.bootstrap_auc_ci(labels, scores, n_boot=300)
+    assert low < metrics.auc(labels, scores) < high < 1.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.5, 2.0), st.floats(-0.2, 0.2))
+def test_histogram_standardisation_removes_any_window_change(gamma, level):
+    """Equalisation makes a slice and its re-windowed (monotone-mapped) copy identical."""
+    rng = np.random.default_rng(1)
+    image = rng.permutation(np.linspace(0.2, 1.0, 1024)).reshape(32, 32).astype(np.float32)
+    rewindowed = (image ** gamma + level).astype(np.float32)
+    np.testing.assert_allclose(standardise_histogram(image), standardise_histogram(rewindowed), atol=1e-6)
+
+
+def test_normalise_slice_crops_to_lungs_and_has_fixed_size():
+    hu = np.full((100, 80), 40.0, np.float32)
+    hu[20:60, 10:50] = -850.0
+    mask = hu < -500
+    image, box = normalise_slice(hu, True, mask, 64)
+    assert image.shape == (64, 64) and 0.0 <= image.min() and image.max() <= 1.0
+    r0, r1, c0, c1 = box
+    assert r0 <= 20 and r1 >= 60 and c0 <= 10 and c1 >= 50 and (r1 - r0) < 60
+    assert np.array_equal(hu[20:60, 10:50], np.full((40, 40), -850.0, np.float32))  # input untouched

@@ -75,11 +75,10 @@ def roc_curve(labels, scores) -> tuple:
 def youden_threshold(labels, scores) -> float:
     """Threshold maximising sensitivity + specificity - 1 (midpoint between scores)."""
     fpr, tpr, thresholds = roc_curve(labels, scores)
-    best = int(np.nanargmax(tpr - fpr))
-    if best == 0:
-        return float(thresholds[1])
-    upper = thresholds[best - 1] if np.isfinite(thresholds[best - 1]) else thresholds[best]
-    return float(0.5 * (thresholds[best] + upper))
+    best = max(1, int(np.nanargmax(tpr - fpr)))
+    if best + 1 < thresholds.size:  # halfway to the next lower score: same decisions, less brittle
+        return float(0.5 * (thresholds[best] + thresholds[best + 1]))
+    return float(thresholds[best])
 
 
 def summary(labels, scores, threshold: float, n_boot: int = 2000) -> dict:

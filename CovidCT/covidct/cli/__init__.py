@@ -19,6 +19,7 @@ from ..errors import CovidCTError
 COMMAND_MODULES = [
     "covidct.cli.info_command",
     "covidct.cli.classify_commands",
+    "covidct.cli.enhance_commands",
 ]
 
 

@@ -151,6 +151,8 @@ class Trainer:
         return self._monitor[key]
 
     def _monitor_psnr(self, generator, scale: int, patch_hr: int) -> tuple:
+        if not self.config["data"].get("validation_patient"):
+            return float("nan"), float("nan")
         low, high = self.monitor_batch(scale, patch_hr)
         was_training = generator.training
         generator.eval()

@@ -1,0 +1,62 @@
+import json
+
+import numpy as np
+import pytest
+
+from covidct.classify import classify_volume, load_classifier
+from covidct.classify.cam import cam_volume
+from covidct.errors import WeightsError
+
+from classifier_helpers import synthetic_chest, tiny_classifier
+
+
+def test_classify_volume_heatmap_has_the_ct_geometry():
+    volume, mask = synthetic_chest(num_slices=4, empty_slices=(0,))
+    before = volume.voxels.copy()
+    result = classify_volume(volume, mask, classifier=tiny_classifier())
+    assert result.heatmap.shape == volume.shape and result.heatmap.dtype == np.float32
+    assert result.heatmap.min() >= 0.0 and result.heatmap.max() <= 1.0
+    assert not result.heatmap[~mask].any()                     # lung-masked
+    assert [s["index"] for s in result.per_slice] == [0, 1, 2, 3]
+    assert result.per_slice[0]["in_lung"] is False and result.per_slice[0]["covid19"] is None
+    assert all(0.0 <= s["covid19"] <= 1.0 for s in result.per_slice[1:])
+    z = [s["z_mm"] for s in result.per_slice]
+    assert np.allclose(np.diff(z), 2.0)
+    assert result.decision in ("COVID-19", "non-COVID")
+    assert np.array_equal(volume.voxels, before)               # input not modified
+    assert set(result.to_dict()["probabilities"]) == {"covid19", "non_covid"}
+
+
+def test_cam_slices_selects_which_slices_get_a_heatmap():
+    volume, mask = synthetic_chest(num_slices=3, empty_slices=())
+    result = classify_volume(volume, mask, classifier=tiny_classifier(), cam_slices=[1])
+    assert not result.heatmap[0].any() and not result.heatmap[2].any()
+
+
+def test_one_slice_8bit_image_volume():
+    from covidct.volume import CTVolume
+
+    rng = np.random.default_rng(0)
+    image = np.zeros((80, 90), np.float32)
+    image[10:70, 10:80] = rng.random((60, 70))
+    volume = CTVolume(voxels=image, is_hounsfield=False)
+    result = classify_volume(volume, None, classifier=tiny_classifier())
+    assert result.heatmap.shape == (1, 80, 90)
+    assert result.per_slice[0]["in_lung"] and result.per_slice[0]["covid19"] is not None
+    assert not result.heatmap[0, :5].any()                     # outside the content box
+
+
+def test_cam_volume_is_normalised_per_volume_not_per_slice():
+    cams = {0: np.full((4, 4), 2.0, np.float32), 1: np.full((4, 4), 0.5, np.float32)}
+    boxes = {0: (0, 8, 0, 8), 1: (0, 8, 0, 8)}
+    heat = cam_volume(cams, boxes, (3, 10, 10))
+    assert heat[0, :8, :8].max() == pytest.approx(1.0)
+    assert heat[1, :8, :8].max() == pytest.approx(0.25)        # the weaker slice stays weaker
+    assert not heat[2].any() and not heat[0, 8:].any()
+
+
+def test_corrupt_weights_are_refused(tmp_path):
+    (tmp_path / "classifier.pt").write_bytes(b"not the shipped weights")
+    (tmp_path / "classifier.json").write_text(json.dumps({"file": "classifier.pt", "sha256": "0" * 64}))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_classifier("cpu", directory=tmp_path)

@@ -1,0 +1,143 @@
+"""The process runner the module uses for ``covidct analyze``, driven with tiny Python children."""
+
+import os
+import sys
+import textwrap
+import time
+
+import pytest
+
+from slicer_scene_helpers import MODULE_DIR  # noqa: F401  (puts CovidCTLib on sys.path)
+
+from CovidCTLib.analysis_process import (AnalysisProcess, AnalysisState, CORE_SOURCE_DIR, analyze_command,
+                                         core_environment, parse_progress_line)
+
+pytestmark = pytest.mark.slicer
+
+
+def _child(code: str):
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
+    stat = f"/proc/{pid}/stat"
+    if os.path.exists("/proc"):
+        try:
+            with open(stat) as handle:
+                return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_progress_lines_are_parsed_and_other_lines_ignored():
+    assert parse_progress_line('{"progress": 0.42, "stage": "classify"}') == (0.42, "classify")
+    assert parse_progress_line('{"progress": 7, "stage": "x"}') == (1.0, "x")  # clamped
+    assert parse_progress_line("covidct analyze: error: no lungs found") is None
+    assert parse_progress_line('{"stage": "no fraction"}') is None
+    assert parse_progress_line("{not json") is None
+
+
+def test_successful_run_reports_stages_then_imports_then_done():
+    seen = []
+    imported = []
+    process = AnalysisProcess(_child("""
+        import json, sys, time
+        for fraction, stage in ((0.1, "load"), (0.6, "classify"), (0.9, "heatmap")):
+            sys.stderr.write(json.dumps({"progress": fraction, "stage": stage}) + "\\n"); sys.stderr.flush()
+            time.sleep(0.15)
+        print("wrote result.json")
+    """), on_success=lambda p: imported.append(p.state))
+    process.start()
+    while not process.poll().finished:
+        seen.append((process.state, process.stage))
+        time.sleep(0.02)
+    assert process.state == AnalysisState.DONE
+    assert imported == [AnalysisState.IMPORTING]  # import runs in the polling thread, in its own state
+    stages = [stage for state, stage in seen if state == AnalysisState.RUNNING]
+    assert "classify" in stages and stages.index("load") < stages.index("classify")
+    assert process.progress == 1.0 and process.returncode == 0
+    assert "wrote result.json" in process.log_lines
+
+
+def test_failure_keeps_the_core_message_for_the_user():
+    process = AnalysisProcess(_child("""
+        import sys
+        sys.stderr.write('{"progress": 0.2, "stage": "load"}\\n')
+        sys.stderr.write("covidct analyze: error: weights/classifier.pt is missing; reinstall CovidCT.\\n")
+        sys.exit(5)
+    """)).start()
+    assert process.wait(timeout_s=60) == AnalysisState.FAILED
+    assert process.returncode == 5
+    assert process.error_message == "covidct analyze: error: weights/classifier.pt is missing; reinstall CovidCT."
+
+
+def test_import_failure_turns_the_run_into_failed():
+    def broken_import(_process):
+        raise ValueError("heatmap.nrrd is missing")
+
+    process = AnalysisProcess(_child("print('ok')"), on_success=broken_import).start()
+    assert process.wait(timeout_s=60) == AnalysisState.FAILED
+    assert "heatmap.nrrd is missing" in process.error_message
+
+
+def test_cancel_kills_the_whole_process_tree(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    process = AnalysisProcess(_child(f"""
+        import json, subprocess, sys, time
+        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        open({str(pid_file)!r}, "w").write(str(helper.pid))
+        sys.stderr.write(json.dumps({{"progress": 0.3, "stage": "enhance"}}) + "\\n"); sys.stderr.flush()
+        time.sleep(120)
+    """)).start()
+    deadline = time.monotonic() + 30
+    while process.poll() != AnalysisState.RUNNING or not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "child never started"
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    child = process.pid
+    assert _alive(child) and _alive(grandchild)
+    process.cancel()
+    assert process.state == AnalysisState.CANCELLED
+    deadline = time.monotonic() + 10
+    while (_alive(child) or _alive(grandchild)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child) and not _alive(grandchild)
+    assert process.poll() == AnalysisState.CANCELLED  # stays cancelled, no late import
+
+
+def test_wait_with_timeout_stops_the_run():
+    process = AnalysisProcess(_child("import time; time.sleep(60)")).start()
+    with pytest.raises(TimeoutError):
+        process.wait(timeout_s=0.5)
+    assert process.state == AnalysisState.CANCELLED
+
+
+def test_missing_python_is_reported_not_raised():
+    process = AnalysisProcess(["/nonexistent/python-for-covidct", "-c", "pass"]).start()
+    assert process.state == AnalysisState.FAILED
+    assert "Could not start" in process.error_message
+
+
+def test_analyze_command_and_environment():
+    command = analyze_command("/data/in.nrrd", "/data/out", device="cpu", enhance="off", scale="2",
+                              python="/py")
+    assert command[0] == "/py"
+    assert command[3:] == ["analyze", "/data/in.nrrd", "-o", "/data/out", "--device", "cpu",
+                           "--enhance", "off", "--scale", "2", "--progress", "json"]
+    env = core_environment({"PYTHONPATH": "/other"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(CORE_SOURCE_DIR), "/other"]
+    assert (CORE_SOURCE_DIR / "covidct" / "__init__.py").is_file()
+
+
+def test_the_command_reaches_the_core_cli(tmp_path):
+    """The real entry point is found with the module's environment (help text, no analysis)."""
+    command = analyze_command(tmp_path / "in.nrrd", tmp_path / "out", python=sys.executable)
+    process = AnalysisProcess(command[:3] + ["--version"], env=core_environment()).start()
+    assert process.wait(timeout_s=120) == AnalysisState.DONE
+    assert any(line.startswith("covidct ") for line in process.log_lines)

@@ -1,0 +1,174 @@
+"""``covidct enhance``, ``covidct train-enhancer`` and ``covidct evaluate-enhancer``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import OutputError, UnsupportedInputError
+from .common import add_device_argument, add_json_argument, add_progress_argument, print_json, progress_from_args
+
+IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "enhance", help="super-resolve a CT volume or 2D slice (HU in, HU out, geometry exact)",
+        description="Multiply the in-plane matrix by the scale with the SRResNet/SRGAN enhancer. "
+                    "Volumes keep HU, origin, direction and slice spacing; 2D images stay 2D images.")
+    p.add_argument("input", help="DICOM folder, NRRD/NIfTI/MHA volume or PNG/JPEG/WebP slice")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .nrrd/.nii.gz/.mha for volumes, .png/.tif also for 2D images")
+    p.add_argument("--scale", default="auto", choices=("auto", "1", "2", "4"),
+                   help="in-plane factor; auto brings the matrix to at least 512 (default)")
+    p.add_argument("--model", default=None, choices=("fidelity", "gan"),
+                   help="fidelity (pixel loss, default: most faithful) or gan (sharper texture)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_device_argument(p)
+    add_json_argument(p)
+    add_progress_argument(p)
+    p.set_defaults(handler=run_enhance)
+
+    t = subparsers.add_parser(
+        "train-enhancer", help="train the enhancer (reproduces the shipped weights from a config)",
+        description="Stages: fidelity (x4, L1), x2 (x2, L1, from the x4 trunk), features (self-supervised CT "
+                    "feature encoder), gan (feature + 1e-3 adversarial). Writes weights/ and manifests.")
+    t.add_argument("--config", default=str(_repo_root() / "configs" / "enhancer_cpu.json"),
+                   help="training config (default: configs/enhancer_cpu.json)")
+    t.add_argument("--stage", action="append", choices=("fidelity", "x2", "features", "gan"),
+                   help="run only these stages (repeatable; default: all, in the order fidelity, x2, features, gan)")
+    t.add_argument("--data", default=None, help="shared data folder (default: ../shared/data from the repository)")
+    t.add_argument("--work-dir", default=None, help="checkpoints (default: /tmp/covidct_enhancer_work/NAME)")
+    t.add_argument("--weights-dir", default=None, help="where to export the weights (default: the weights folder)")
+    add_device_argument(t)
+    t.set_defaults(handler=run_train)
+
+    e = subparsers.add_parser(
+        "evaluate-enhancer", help="PSNR/SSIM of the enhancer vs bicubic and bilinear on a held-out scan",
+        description="Down-samples a held-out HU scan (x2, x4 INTER_AREA and a realistic x4 with blur, noise and "
+                    "JPEG), restores it and scores it in the lung window; writes JSON and a side-by-side PNG.")
+    e.add_argument("--data", default=None, help="shared data folder (default: ../shared/data from the repository)")
+    e.add_argument("--patient", default="P001", help="held-out patient folder under covid-ct-md (default: P001)")
+    e.add_argument("--slice-step", type=int, default=4, help="use every Nth slice (default: 4)")
+    e.add_argument("--conditions", nargs="+", default=["x2", "x4", "x4_realistic"],
+                   choices=("x2", "x4", "x4_realistic"))
+    e.add_argument("--models", nargs="+", default=["fidelity", "gan"], choices=("fidelity", "gan"))
+    e.add_argument("--out", default="enhancer_evaluation", help="output folder for JSON and PNG")
+    e.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped weights)")
+    e.add_argument("--update-manifests", action="store_true",
+                   help="record the x4/x2 metrics in the weights manifests (maintainers)")
+    add_device_argument(e)
+    add_json_argument(e)
+    e.set_defaults(handler=run_evaluate)
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def run_enhance(args) -> int:
+    import numpy as np
+
+    from ..enhance import DEFAULT_MODEL, assess_quality, enhance_volume
+    from ..io import atomic_path, load_ct, save_volume
+    from ..progress import CancelToken
+
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise OutputError(f"{output} already exists; choose another name or pass --overwrite.")
+    volume = load_ct(args.input)
+    as_image = output.suffix.lower() in IMAGE_OUTPUT_SUFFIXES
+    if as_image and volume.num_slices != 1:
+        raise UnsupportedInputError(
+            f"{output.name}: a {volume.num_slices}-slice volume cannot be written as a 2D image; "
+            "use .nrrd, .nii.gz or .mha.")
+    quality = assess_quality(volume)
+    enhanced, info = enhance_volume(volume, scale=args.scale, model=args.model or DEFAULT_MODEL,
+                                    device=args.device, progress=progress_from_args(args), cancel=CancelToken())
+    if as_image:
+        from PIL import Image
+
+        pixels = enhanced.voxels[0].astype(np.float32)
+        if volume.is_hounsfield:
+            from ..preprocess.windowing import lung_window
+            pixels = lung_window(pixels)
+        grey = np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+        with atomic_path(output) as tmp:
+            Image.fromarray(grey).save(tmp, format=_pil_format(output))
+    else:
+        save_volume(enhanced, output)
+    info.update({"input": str(args.input), "output": str(output), "quality": quality.to_dict(),
+                 "output_spacing_mm": list(enhanced.spacing_mm), "output_origin_lps": list(enhanced.origin_lps)})
+    if args.json:
+        print_json(info)
+    else:
+        print(f"Enhanced x{info['scale']} ({info['scale_choice']}) with {info['model_key'] or 'no model'} "
+              f"on {info['device'] or '-'} in {info['seconds']:.1f}s: {tuple(info['input_shape'])} -> "
+              f"{tuple(info['output_shape'])}; wrote {output}")
+    return 0
+
+
+def _pil_format(path: Path) -> str:
+    return {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
+            ".tiff": "TIFF"}[path.suffix.lower()]
+
+
+def run_train(args) -> int:
+    from ..enhance.training import STAGES, Trainer, load_config
+    from ..weights import weights_dir
+
+    config_path = Path(args.config)
+    if not config_path.exists():
+        raise UnsupportedInputError(f"Training config {config_path} does not exist.")
+    config = load_config(config_path)
+    device = "cpu" if args.device == "auto" else args.device
+    if args.device == "auto":
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    trainer = Trainer(config, data_dir=args.data, work_dir=args.work_dir,
+                      weights_dir=args.weights_dir or weights_dir(), device=device,
+                      log=lambda message: print(message, flush=True))
+    stages = [s for s in STAGES if s in (args.stage or STAGES)]
+    results = trainer.run(stages)
+    print(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ..enhance.evaluation import evaluate, format_table
+    from ..enhance.weights_io import update_manifest_metrics
+
+    log = (lambda message: print(message, file=sys.stderr, flush=True))
+    results = evaluate(data_dir=args.data, patient=args.patient, conditions=tuple(args.conditions),
+                       models=tuple(args.models), slice_step=args.slice_step, out_dir=args.out,
+                       device=args.device, weights_dir=args.weights_dir, log=log)
+    if args.update_manifests:
+        for (condition, model_key_part) in (("x4", "x4"), ("x2", "x2")):
+            if condition not in results["conditions"]:
+                continue
+            for method, metrics in results["conditions"][condition]["methods"].items():
+                if not method.startswith("enhancer") or "model_key" not in metrics:
+                    continue
+                key = metrics["model_key"]
+                if f"_{model_key_part}_" not in key or not key.endswith(method.split("_", 1)[1]):
+                    continue
+                summary = {"evaluation": f"covidct evaluate-enhancer --patient {results['patient']} "
+                                         f"--slice-step {results['slice_step']}",
+                           "held_out_patient": results["patient"], "slices": len(results["slices"])}
+                for cond_name, cond in results["conditions"].items():
+                    if cond["degradation"]["scale"] != (4 if model_key_part == "x4" else 2):
+                        continue
+                    m = cond["methods"].get(method)
+                    if m:
+                        summary[cond_name] = {k: v for k, v in m.items() if k not in ("model_key", "sha256", "seconds")}
+                        summary[cond_name]["bicubic_psnr_body"] = cond["methods"]["bicubic"]["psnr_body"]
+                        summary[cond_name]["bicubic_ssim_body"] = cond["methods"]["bicubic"]["ssim_body"]
+                update_manifest_metrics(args.weights_dir, key, summary)
+    if args.json:
+        print_json(results)
+    else:
+        print(format_table(results))
+        for path in results.get("outputs", []):
+            print(f"wrote {path}")
+    return 0
