@@ -1,5 +1,7 @@
 """Side-by-side review: original left, enhanced right, heatmap over both, views linked.
 
+The layout also has a plot view underneath for the per-slice score chart.
+
 Works on the two standard slice views "Red" and "Yellow" (both set to axial) in a custom
 two-view layout registered on the layout node.  Linking is done the Slicer way
 (``LinkedControl`` + ``HotLinkedControl`` on the slice composite nodes), so scrolling,
@@ -20,19 +22,28 @@ COMPARE_VIEWS = (ORIGINAL_VIEW, ENHANCED_VIEW)
 # An id far from Slicer's built-in layouts (< 1000) and from other extensions' usual picks.
 COMPARE_LAYOUT_ID = 5301
 COMPARE_LAYOUT_XML = """
-<layout type="horizontal" split="true">
-  <item splitSize="500">
-    <view class="vtkMRMLSliceNode" singletontag="Red">
-      <property name="orientation" action="default">Axial</property>
-      <property name="viewlabel" action="default">R</property>
-      <property name="viewcolor" action="default">#F34A33</property>
-    </view>
+<layout type="vertical" split="true">
+  <item splitSize="800">
+    <layout type="horizontal" split="true">
+      <item splitSize="500">
+        <view class="vtkMRMLSliceNode" singletontag="Red">
+          <property name="orientation" action="default">Axial</property>
+          <property name="viewlabel" action="default">R</property>
+          <property name="viewcolor" action="default">#F34A33</property>
+        </view>
+      </item>
+      <item splitSize="500">
+        <view class="vtkMRMLSliceNode" singletontag="Yellow">
+          <property name="orientation" action="default">Axial</property>
+          <property name="viewlabel" action="default">Y</property>
+          <property name="viewcolor" action="default">#EDD54C</property>
+        </view>
+      </item>
+    </layout>
   </item>
-  <item splitSize="500">
-    <view class="vtkMRMLSliceNode" singletontag="Yellow">
-      <property name="orientation" action="default">Axial</property>
-      <property name="viewlabel" action="default">Y</property>
-      <property name="viewcolor" action="default">#EDD54C</property>
+  <item splitSize="200">
+    <view class="vtkMRMLPlotViewNode" singletontag="PlotView1">
+      <property name="viewlabel" action="default">P</property>
     </view>
   </item>
 </layout>

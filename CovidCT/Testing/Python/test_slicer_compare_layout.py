@@ -29,6 +29,10 @@ def test_layout_is_registered_and_selected():
     assert layout.GetViewArrangement() == compare_layout.COMPARE_LAYOUT_ID
     assert compare_layout.register_compare_layout(layout) == compare_layout.COMPARE_LAYOUT_ID  # idempotent
     assert 'singletontag="Yellow"' in layout.GetLayoutDescription(compare_layout.COMPARE_LAYOUT_ID)
+    # The layout logic created the views the layout names, the score plot view included.
+    views = {setup.scene.GetNthNodeByClass(i, "vtkMRMLAbstractViewNode").GetLayoutName()
+             for i in range(setup.scene.GetNumberOfNodesByClass("vtkMRMLAbstractViewNode"))}
+    assert {"Red", "Yellow", "PlotView1"} <= views
 
 
 def test_original_left_enhanced_right_heatmap_on_both_with_opacity():

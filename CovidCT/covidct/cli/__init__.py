@@ -18,6 +18,7 @@ from ..errors import CovidCTError
 # Subcommand modules, in the order they appear in --help.
 COMMAND_MODULES = [
     "covidct.cli.info_command",
+    "covidct.cli.analyze_command",
     "covidct.cli.classify_commands",
     "covidct.cli.enhance_commands",
 ]

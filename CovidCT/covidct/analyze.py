@@ -1,0 +1,254 @@
+"""The whole analysis of one scan, top to bottom, as the radiologist's Analyze button runs it.
+
+load -> validate -> lung mask -> quality gate -> enhance -> classify + CAM -> quantify
+-> write volumes and ``result.json`` -> PDF report.
+
+Everything is written into a temporary sibling folder that is renamed onto the output
+folder only at the end, so an interrupted or failed run never leaves a result that
+looks complete.  The input is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import __version__
+from .errors import DeviceError, OutputError
+from .io import load_ct, save_volume, write_text_atomic
+from .progress import CancelToken, ProgressCallback, silent, sub_progress
+from .validation import validate_ct_volume
+from .volume import CTVolume
+
+log = logging.getLogger(__name__)
+
+RESULT_NAME = "result.json"
+# Share of the progress bar each stage gets (roughly its share of CPU time).
+STAGES = [("load", 0.05), ("lung mask", 0.08), ("quality", 0.02), ("enhance", 0.35),
+          ("classify", 0.30), ("quantify", 0.08), ("write", 0.04), ("report", 0.08)]
+KEY_SLICE_MIN_GAP_MM = 10.0
+
+
+@dataclass
+class AnalysisOptions:
+    """What the user chose; defaults are what the Analyze button does."""
+
+    device: str = "auto"
+    enhance: str = "auto"            # auto (quality gate decides) | on | off
+    scale: object = "auto"           # auto | 1 | 2 | 4
+    enhancer_model: str = "default"  # default | gan | fidelity
+    classify_on: str = "original"    # original | enhanced
+    series_uid: Optional[str] = None
+    include_identifiers: bool = False
+    report: bool = True
+    key_slice_count: int = 6
+    overwrite: bool = False
+    warnings: list = field(default_factory=list)
+
+
+class _StageClock:
+    """Times each stage and maps its own progress onto the whole run's bar."""
+
+    def __init__(self, progress: ProgressCallback, cancel: CancelToken):
+        self.progress = progress
+        self.cancel = cancel
+        self.timings_s: dict = {}
+        self._starts = {}
+        position = 0.0
+        for name, share in STAGES:
+            self._starts[name] = (position, position + share)
+            position += share
+
+    @contextmanager
+    def stage(self, name: str):
+        self.cancel.check(name)
+        start, end = self._starts[name]
+        self.progress(start, name)
+        began = time.perf_counter()
+        yield sub_progress(self.progress, start, end, name)
+        self.timings_s[name] = round(time.perf_counter() - began, 3)
+        self.cancel.check(name)
+
+
+def pick_key_slices(per_slice: list, count: int, spacing_mm: float) -> list:
+    """Indices of the most suspicious slices, at least ``KEY_SLICE_MIN_GAP_MM`` apart."""
+    scored = sorted((s for s in per_slice if s.get("covid19") is not None),
+                    key=lambda s: s["covid19"], reverse=True)
+    chosen: list = []
+    for item in scored:
+        if all(abs(item["z_mm"] - other["z_mm"]) >= max(KEY_SLICE_MIN_GAP_MM, spacing_mm)
+               for other in chosen):
+            chosen.append(item)
+        if len(chosen) == count:
+            break
+    return [item["index"] for item in chosen]
+
+
+def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise OutputError(
+            f"The output folder {output_dir} already exists and is not empty. Choose another "
+            "folder or pass --overwrite.")
+    staging = output_dir.with_name(f".{output_dir.name}.partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create {staging.parent}: {exc.strerror}.") from None
+    return staging
+
+
+def _publish(staging: Path, output_dir: Path) -> None:
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    staging.rename(output_dir)
+
+
+def _enhance(volume: CTVolume, options: AnalysisOptions, quality, progress, cancel):
+    """Run the enhancer when asked or when the quality gate says it helps."""
+    wanted = options.enhance == "on" or (options.enhance == "auto" and quality.needs_enhancement)
+    if not wanted:
+        return None, {"applied": False, "reason": "quality gate: not needed" if options.enhance == "auto"
+                      else "disabled by the user"}
+    from .enhance import enhance_volume
+
+    scale = quality.suggested_scale if options.scale == "auto" else int(options.scale)
+    if scale <= 1:
+        return None, {"applied": False, "reason": "scale 1 requested: nothing to enhance"}
+    kwargs = {} if options.enhancer_model == "default" else {"model": options.enhancer_model}
+    enhanced, info = enhance_volume(volume, scale=scale, device=options.device, progress=progress,
+                                    cancel=cancel, **kwargs)
+    info = dict(info)
+    info["applied"] = True
+    info["reason"] = "requested by the user" if options.enhance == "on" else "quality gate: " + "; ".join(quality.reasons)
+    return enhanced, info
+
+
+def _classify(volume: CTVolume, lung_mask, options: AnalysisOptions, progress, cancel):
+    from .classify import classify_volume
+    from .devices import is_out_of_memory
+
+    try:
+        return classify_volume(volume, lung_mask, device=options.device, progress=progress, cancel=cancel)
+    except RuntimeError as exc:
+        if options.device == "cpu" or not is_out_of_memory(exc):
+            raise
+        options.warnings.append("The GPU ran out of memory during classification; it was re-run on the CPU.")
+        log.warning(options.warnings[-1])
+        return classify_volume(volume, lung_mask, device="cpu", progress=progress, cancel=cancel)
+
+
+def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = None,
+                 progress: ProgressCallback = silent, cancel: Optional[CancelToken] = None) -> dict:
+    """Analyse one chest CT and write the result folder; returns the result dict."""
+    options = options or AnalysisOptions()
+    cancel = cancel or CancelToken()
+    output_dir = Path(output_dir)
+    clock = _StageClock(progress, cancel)
+    staging = _prepare_output(output_dir, options.overwrite)
+    try:
+        result = _run(input_path, staging, options, clock, cancel)
+        _publish(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    progress(1.0, "done")
+    return result
+
+
+def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock, cancel) -> dict:
+    from .enhance.quality_gate import assess_quality
+    from .preprocess.lung_mask import compute_lung_mask
+    from .quantify import quantify_lungs
+
+    with clock.stage("load"):
+        volume = load_ct(input_path, options.series_uid, options.include_identifiers)
+        options.warnings.extend(validate_ct_volume(volume))
+    with clock.stage("lung mask"):
+        lung_mask = compute_lung_mask(volume)
+    with clock.stage("quality"):
+        quality = assess_quality(volume)
+    with clock.stage("enhance") as report:
+        try:
+            enhanced, enhancement = _enhance(volume, options, quality, report, cancel)
+        except DeviceError:
+            raise
+        except RuntimeError as exc:
+            from .devices import is_out_of_memory
+
+            if not is_out_of_memory(exc):
+                raise
+            raise DeviceError("The GPU ran out of memory while enhancing; retry with --device cpu.") from None
+    with clock.stage("classify") as report:
+        if options.classify_on == "enhanced" and enhanced is not None:
+            from .preprocess.resample import resample_to_grid
+
+            enhanced_mask = resample_to_grid(lung_mask.astype(np.float32), volume, enhanced, order=0) > 0.5
+            classification = _classify(enhanced, enhanced_mask, options, report, cancel)
+            heatmap = resample_to_grid(classification.heatmap, enhanced, volume, order=1)
+        else:
+            classification = _classify(volume, lung_mask, options, report, cancel)
+            heatmap = classification.heatmap
+    with clock.stage("quantify") as report:
+        quantification = quantify_lungs(volume, lung_mask, progress=report)
+    with clock.stage("write"):
+        save_volume(volume.with_voxels(volume.voxels), staging / "input.nrrd")
+        save_volume(volume.with_voxels(heatmap.astype(np.float32), is_hounsfield=False), staging / "heatmap.nrrd")
+        save_volume(volume.with_voxels(lung_mask.astype(np.uint8), is_hounsfield=False), staging / "lung_mask.nrrd")
+        if enhanced is not None:
+            save_volume(enhanced, staging / "enhanced.nrrd")
+    per_slice = classification.per_slice
+    key_slices = pick_key_slices(per_slice, options.key_slice_count, volume.spacing_mm[2])
+    model_info = {"classifier": classification.model}
+    if enhancement.get("applied"):
+        model_info["enhancer"] = {k: enhancement[k] for k in ("model", "version", "sha256") if k in enhancement}
+    result = {
+        "software": {"covidct": __version__},
+        "probabilities": {"covid19": round(classification.covid_probability, 5),
+                          "non_covid": round(1.0 - classification.covid_probability, 5)},
+        "decision": classification.decision,
+        "threshold": classification.threshold,
+        "operating_point": classification.model.get("operating_point", {}),
+        "pooling": classification.pooling,
+        "classified_on": options.classify_on if enhanced is not None else "original",
+        "per_slice": per_slice,
+        "key_slices": key_slices,
+        "input": "input.nrrd",
+        "enhanced": "enhanced.nrrd" if enhanced is not None else None,
+        "heatmap": "heatmap.nrrd",
+        "lung_mask": "lung_mask.nrrd",
+        "quality": dict(quality.to_dict(), enhancement_applied=bool(enhancement.get("applied")),
+                        enhancement=enhancement),
+        "quantification": quantification,
+        "model": model_info,
+        "study": volume.facts.to_dict(options.include_identifiers),
+        "geometry": {"shape_kji": list(volume.shape), "spacing_mm": list(volume.spacing_mm)},
+        "warnings": list(options.warnings),
+        "timings_s": clock.timings_s,
+    }
+    write_text_atomic(staging / RESULT_NAME, json.dumps(result, indent=2, default=_json_default))
+    if options.report:
+        with clock.stage("report"):
+            from .report import build_report
+
+            build_report(staging, include_identifiers=options.include_identifiers)
+        result["timings_s"] = clock.timings_s
+        write_text_atomic(staging / RESULT_NAME, json.dumps(result, indent=2, default=_json_default))
+    return result
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,64 @@
+"""``covidct analyze INPUT -o OUTDIR``: the whole analysis of one scan, for batch work."""
+
+from __future__ import annotations
+
+import signal
+
+from ..analyze import AnalysisOptions, analyze_scan
+from ..progress import CancelToken
+from .common import (add_device_argument, add_json_argument, add_progress_argument, print_json,
+                     progress_from_args)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "analyze", help="enhance, classify, map and quantify one chest CT; write volumes, JSON and PDF",
+        description="Analyse one chest CT (DICOM folder, NRRD, NIfTI, MHA). Writes OUTDIR/result.json, "
+                    "the enhanced, heatmap and lung-mask volumes (NRRD, exact geometry) and report.pdf.")
+    parser.add_argument("input", help="DICOM folder or volume file")
+    parser.add_argument("-o", "--output", required=True, help="output folder (created; must be new or empty)")
+    add_device_argument(parser)
+    parser.add_argument("--enhance", choices=("auto", "on", "off"), default="auto",
+                        help="super-resolution: auto = only when the quality gate says it helps (default)")
+    parser.add_argument("--scale", choices=("auto", "1", "2", "4"), default="auto",
+                        help="enhancement scale (auto: brings the matrix to at least 512)")
+    parser.add_argument("--enhancer-model", choices=("default", "gan", "fidelity"), default="default",
+                        help="which shipped enhancer to use (default: the one the model card recommends)")
+    parser.add_argument("--classify-on", choices=("original", "enhanced"), default="original",
+                        help="classify the original slices (default) or the enhanced ones")
+    parser.add_argument("--series", help="SeriesInstanceUID to pick when a folder holds several")
+    parser.add_argument("--include-identifiers", action="store_true",
+                        help="put patient name/ID/birth date in result.json and the report (off by default)")
+    parser.add_argument("--no-report", action="store_true", help="skip the PDF report")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_progress_argument(parser)
+    add_json_argument(parser)
+    parser.set_defaults(handler=run_analyze)
+
+
+def run_analyze(args) -> int:
+    options = AnalysisOptions(
+        device=args.device, enhance=args.enhance,
+        scale=args.scale if args.scale == "auto" else int(args.scale),
+        enhancer_model=args.enhancer_model, classify_on=args.classify_on, series_uid=args.series,
+        include_identifiers=args.include_identifiers, report=not args.no_report,
+        overwrite=args.overwrite)
+    cancel = CancelToken()
+    # SIGTERM (the Slicer module's Cancel, a batch scheduler) stops cleanly between steps.
+    signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
+    result = analyze_scan(args.input, args.output, options, progress_from_args(args), cancel)
+    if args.json:
+        print_json(result)
+    else:
+        p = result["probabilities"]["covid19"]
+        print(f"COVID-19 probability {p:.3f} -> {result['decision']} (threshold {result['threshold']:.3f})")
+        q = result["quantification"]
+        total = q.get("total", q) if isinstance(q, dict) else {}
+        if isinstance(total, dict) and "involvement_percent" in total:
+            print(f"Lung involvement {total['involvement_percent']:.1f} %")
+        print(f"Enhancement: {'applied' if result['quality']['enhancement_applied'] else 'not applied'}"
+              f" ({result['quality']['enhancement'].get('reason', '')})")
+        print(f"Results in {args.output} (result.json{', report.pdf' if options.report else ''})")
+        for warning in result["warnings"]:
+            print(f"Warning: {warning}")
+    return 0
