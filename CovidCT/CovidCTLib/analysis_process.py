@@ -28,7 +28,7 @@ from typing import Callable, List, Optional, Sequence
 # The folder holding the ``covidct`` core package (the module's own folder in a clone).
 CORE_SOURCE_DIR = Path(__file__).resolve().parent.parent
 
-_RUN_CLI = "import sys; from covidct.cli import main; sys.exit(main())"
+CLI_MODULE = "covidct.cli"  # ``python -m covidct.cli`` == the ``covidct`` command
 
 
 class AnalysisState(enum.Enum):
@@ -53,7 +53,7 @@ def python_executable() -> str:
     """Python that runs the core: Slicer's ``PythonSlicer`` inside Slicer, else this interpreter.
 
     Inside Slicer ``sys.executable`` may be the application itself, which cannot run
-    ``-c``; ``COVIDCT_PYTHON`` overrides both.
+    ``-m``; ``COVIDCT_PYTHON`` overrides both.
     """
     override = os.environ.get("COVIDCT_PYTHON")
     if override:
@@ -69,7 +69,7 @@ def python_executable() -> str:
 def analyze_command(input_path, out_dir, device: str = "auto", enhance: str = "auto",
                     scale: str = "auto", python: Optional[str] = None) -> List[str]:
     """Argument list for ``covidct analyze`` with JSON progress on stderr."""
-    return [python or python_executable(), "-c", _RUN_CLI, "analyze", os.fspath(input_path),
+    return [python or python_executable(), "-m", CLI_MODULE, "analyze", os.fspath(input_path),
             "-o", os.fspath(out_dir), "--device", str(device), "--enhance", str(enhance),
             "--scale", str(scale), "--progress", "json"]
 
@@ -110,7 +110,10 @@ def kill_process_tree(process: subprocess.Popen, grace_s: float = 3.0) -> None:
     if os.name == "nt":
         subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        process.wait(timeout=grace_s)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
         return
     _signal_group(process.pid, signal.SIGTERM)
     try:
@@ -148,6 +151,7 @@ class AnalysisProcess:
         self.log_lines: List[str] = []
         self.error_message = ""
         self.returncode: Optional[int] = None
+        self._last_stderr = ""
         self._process: Optional[subprocess.Popen] = None
         self._lines: "queue.Queue" = queue.Queue()
         self._readers: List[threading.Thread] = []
@@ -275,7 +279,7 @@ class AnalysisProcess:
                 self.state = AnalysisState.RUNNING
 
     def _failure_message(self, returncode: int) -> str:
-        detail = getattr(self, "_last_stderr", "").strip()
+        detail = self._last_stderr.strip()
         if detail:
             return detail
         return f"The analysis stopped with exit code {returncode}; see the log for details."

@@ -135,14 +135,18 @@ def set_heatmap_visible(scene, visible: bool, opacity: float) -> None:
 
 
 def slice_centre_ras(volume_node, slice_index: int) -> np.ndarray:
-    """RAS position (mm) of the centre of slice ``k = slice_index`` of ``volume_node``."""
+    """World RAS position (mm) of the centre of slice ``k = slice_index`` of ``volume_node``
+    (parent transforms applied, so the views land where the volume is displayed)."""
     from .volume_nodes import ijk_to_ras_of_node
 
     dims = volume_node.GetImageData().GetDimensions()
     if not 0 <= slice_index < dims[2]:
         raise IndexError(f"Slice {slice_index} is outside the volume (0..{dims[2] - 1}).")
     ijk = np.array([(dims[0] - 1) / 2.0, (dims[1] - 1) / 2.0, float(slice_index), 1.0])
-    return (ijk_to_ras_of_node(volume_node) @ ijk)[:3]
+    local = (ijk_to_ras_of_node(volume_node) @ ijk)[:3]
+    world = [0.0, 0.0, 0.0]
+    volume_node.TransformPointToWorld(list(local), world)  # identity without a parent transform
+    return np.array(world)
 
 
 def jump_to_slice(slice_nodes: Iterable, volume_node, slice_index: int) -> np.ndarray:

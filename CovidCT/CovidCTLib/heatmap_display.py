@@ -55,14 +55,14 @@ def configure_heatmap_display(heatmap_node, colour_node, threshold: float = 0.3,
     if display is None:
         heatmap_node.CreateDefaultDisplayNodes()
         display = heatmap_node.GetDisplayNode()
-    wasModifying = display.StartModify()
+    was_modifying = display.StartModify()
     display.SetAndObserveColorNodeID(colour_node.GetID())
     display.SetAutoWindowLevel(False)
     display.SetWindowLevelMinMax(0.0, 1.0)
     display.SetInterpolate(True)
     set_heatmap_threshold(heatmap_node, threshold)
     display.SetOpacity(float(opacity))
-    display.EndModify(wasModifying)
+    display.EndModify(was_modifying)
 
 
 def set_heatmap_threshold(heatmap_node, threshold: float) -> None:

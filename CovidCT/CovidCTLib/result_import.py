@@ -154,6 +154,13 @@ def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
 
     nodes.all_nodes = [n for n in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation,
                                    nodes.score_table, nodes.score_chart) if n is not None]
+    transform_id = input_node.GetTransformNodeID() if input_node is not None else None
+    if transform_id:
+        # The core saw the input in its own (untransformed) grid; outputs follow the same
+        # parent transform so they stay on the input wherever the user moved it.
+        for node in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation):
+            if node is not None:
+                node.SetAndObserveTransformNodeID(transform_id)
     if input_node is not None:
         nodes.folder_item = subject_hierarchy.place_with_input(scene, input_node, nodes.all_nodes)
     return nodes

@@ -93,6 +93,9 @@ def pick_key_slices(per_slice: list, count: int, spacing_mm: float) -> list:
 
 
 def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OutputError(
+            f"The output {output_dir} is a file, not a folder. Choose a folder name for the results.")
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise OutputError(
             f"The output folder {output_dir} already exists and is not empty. Choose another "
@@ -154,6 +157,10 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
     cancel = cancel or CancelToken()
     output_dir = Path(output_dir)
     clock = _StageClock(progress, cancel)
+    # Refuse an absent GPU now, not after minutes of loading and segmenting.
+    from .devices import select_device
+
+    select_device(options.device)
     staging = _prepare_output(output_dir, options.overwrite)
     try:
         result = _run(input_path, staging, options, clock, cancel)

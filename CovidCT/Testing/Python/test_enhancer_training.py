@@ -50,7 +50,9 @@ def test_degradations_keep_shape_and_units():
 def test_a_few_steps_lower_the_pixel_loss():
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    generator = build_generator({**TINY, "scale": 4})
+    # Without the bicubic base the tiny network starts far from the target, so a few steps must
+    # visibly lower the loss (with the base it starts at bicubic, already close).
+    generator = build_generator({**TINY, "scale": 4, "residual_over_bicubic": False})
     low, high = make_sr_batch(_synthetic_patches(), 8, 4, rng, {"extra_probability": 0.0})
     optimizer = torch.optim.Adam(generator.parameters(), lr=2e-3, betas=(0.9, 0.999))
     generator.train()  # batch statistics throughout: 25 steps are too few for the running ones
@@ -63,7 +65,7 @@ def test_a_few_steps_lower_the_pixel_loss():
         losses.append(loss.item())
     with torch.no_grad():
         after = pixel_loss(generator(low), high).item()
-    assert after < 0.9 * losses[0]
+    assert after < 0.5 * losses[0]
 
 
 def test_feature_loss_is_zero_for_identical_and_positive_otherwise():

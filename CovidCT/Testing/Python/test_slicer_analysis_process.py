@@ -127,7 +127,7 @@ def test_missing_python_is_reported_not_raised():
 def test_analyze_command_and_environment():
     command = analyze_command("/data/in.nrrd", "/data/out", device="cpu", enhance="off", scale="2",
                               python="/py")
-    assert command[0] == "/py"
+    assert command[:3] == ["/py", "-m", "covidct.cli"]
     assert command[3:] == ["analyze", "/data/in.nrrd", "-o", "/data/out", "--device", "cpu",
                            "--enhance", "off", "--scale", "2", "--progress", "json"]
     env = core_environment({"PYTHONPATH": "/other"})
@@ -136,8 +136,18 @@ def test_analyze_command_and_environment():
 
 
 def test_the_command_reaches_the_core_cli(tmp_path):
-    """The real entry point is found with the module's environment (help text, no analysis)."""
+    """The real entry point is found with the module's environment (version, no analysis)."""
     command = analyze_command(tmp_path / "in.nrrd", tmp_path / "out", python=sys.executable)
     process = AnalysisProcess(command[:3] + ["--version"], env=core_environment()).start()
     assert process.wait(timeout_s=120) == AnalysisState.DONE
     assert any(line.startswith("covidct ") for line in process.log_lines)
+
+
+def test_a_real_analyze_failure_reaches_the_user_with_the_core_message(tmp_path):
+    """Contract with ``covidct analyze``: non-zero exit and a one-line reason on stderr."""
+    command = analyze_command(tmp_path / "missing.nrrd", tmp_path / "out", device="cpu", python=sys.executable)
+    process = AnalysisProcess(command, env=core_environment()).start()
+    assert process.wait(timeout_s=300) == AnalysisState.FAILED
+    assert process.returncode != 0
+    assert "missing.nrrd" in process.error_message and "does not exist" in process.error_message
+    assert not (tmp_path / "out" / "result.json").exists()

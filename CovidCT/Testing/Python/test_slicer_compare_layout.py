@@ -102,3 +102,16 @@ def test_missing_view_gives_an_actionable_error():
     setup = make_slicer_scene(view_names=("Red",))
     with pytest.raises(LookupError, match="compare layout"):
         compare_layout.composite_node_for_view(setup.scene, "Yellow")
+
+
+def test_jump_follows_a_parent_transform_of_the_volume():
+    setup, phantom, original, enhanced, heat = _loaded_scene()
+    transform = setup.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
+    matrix = transform.GetMatrixTransformToParent()
+    matrix.SetElement(2, 3, 30.0)  # 30 mm superior
+    transform.SetMatrixTransformToParent(matrix)
+    original.SetAndObserveTransformNodeID(transform.GetID())
+    point = compare_layout.jump_to_slice(compare_layout.compare_slice_nodes(setup.scene), original, 3)
+    expected_z = phantom.ijk_to_ras()[2, 3] + 3 * phantom.spacing_mm[2] + 30.0
+    assert point[2] == pytest.approx(expected_z)
+    assert setup.slice_logics["Red"].GetSliceOffset() == pytest.approx(expected_z)

@@ -116,3 +116,23 @@ def test_missing_or_incompatible_result_gives_actionable_errors(tmp_path):
     scene = make_slicer_scene().scene
     with pytest.raises(result_import.ResultFormatError, match="heatmap.nrrd"):
         result_import.import_result(scene, result_import.read_result(tmp_path), None)
+
+
+def test_outputs_follow_the_input_parent_transform(tmp_path):
+    setup = make_slicer_scene()
+    scene = setup.scene
+    phantom = axial_phantom()
+    write_fake_result(tmp_path, phantom)
+    input_node = volume_nodes.add_volume_node_from_ct(scene, phantom, "scan")
+    transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
+    matrix = transform.GetMatrixTransformToParent()
+    matrix.SetElement(0, 3, 12.5)
+    transform.SetMatrixTransformToParent(matrix)
+    input_node.SetAndObserveTransformNodeID(transform.GetID())
+    nodes = result_import.import_result(scene, result_import.read_result(tmp_path), input_node)
+    for node in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation):
+        assert node.GetTransformNodeID() == transform.GetID()
+    bounds_in, bounds_heat = [0.0] * 6, [0.0] * 6
+    input_node.GetRASBounds(bounds_in)  # world coordinates, transform applied
+    nodes.heatmap.GetRASBounds(bounds_heat)
+    np.testing.assert_allclose(bounds_heat, bounds_in, atol=1e-6)

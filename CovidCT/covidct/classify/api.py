@@ -18,7 +18,8 @@ from ..progress import silent
 from ..volume import CTVolume
 from . import pooling
 from .cam import cam_volume
-from .input_normalisation import MIN_LUNG_PIXELS, crop_and_resize, standardise_histogram
+from .input_normalisation import (MIN_LUNG_PIXELS, crop_and_resize, lung_slices, standardise_histogram,
+                                  volume_lung_box)
 from .network import build_network
 
 MODEL_KEY = "classifier"
@@ -112,8 +113,9 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
                     ) -> ScanClassification:
     """Scan-level COVID-19 probability, decision, per-slice scores and CAM heatmap.
 
-    HU volumes: slices with fewer than ``MIN_LUNG_PIXELS`` lung voxels are not scored
-    (``in_lung`` False, ``covid19`` None).  When no ``lung_mask`` is given it is computed.
+    HU volumes: slices with too little lung (:func:`lung_slices`: under 64 pixels or under
+    10 % of the largest lung section) are not scored (``in_lung`` False, ``covid19`` None);
+    every slice is cropped with the scan's lung box.  When no ``lung_mask`` is given it is computed.
     8-bit slice volumes (``is_hounsfield`` False): every slice is scored, cropped to the
     image content (or to ``lung_mask`` when given).  The input volume is not modified.
     """
@@ -133,14 +135,17 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
     positions = volume.slice_positions_mm()
     units, boxes, scored = [], {}, []
     in_lung = np.ones(shape[0], dtype=bool)
+    scan_box = None
+    if volume.is_hounsfield:
+        in_lung = lung_slices(lung_mask)
+        scan_box = volume_lung_box(lung_mask)
     for k in range(shape[0]):
         mask_k = lung_mask[k] if lung_mask is not None else None
-        if volume.is_hounsfield and int(np.count_nonzero(mask_k)) < MIN_LUNG_PIXELS:
-            in_lung[k] = False
+        if not in_lung[k]:
             continue
         if not volume.is_hounsfield and mask_k is not None and int(np.count_nonzero(mask_k)) < MIN_LUNG_PIXELS:
             mask_k = None
-        unit, box = crop_and_resize(volume.voxels[k], volume.is_hounsfield, mask_k, clf.size_px)
+        unit, box = crop_and_resize(volume.voxels[k], volume.is_hounsfield, mask_k, clf.size_px, scan_box)
         units.append(unit)
         boxes[k] = box
         scored.append(k)

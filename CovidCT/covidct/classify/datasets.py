@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputNotFoundError
-from .input_normalisation import INPUT_SIZE_PX, MIN_LUNG_PIXELS, crop_and_resize
+from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_slices, volume_lung_box
 
 SARS_DUPLICATES = ("Covid_129", "Covid_135")
 HU_SCANS = ("P001", "cap001", "normal001")
@@ -126,11 +126,12 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
     for scan in HU_SCANS:
         volume, diagnosis, infection = load_hu_scan(data_root, scan)
         mask = compute_lung_mask(volume)
+        scored, box = lung_slices(mask), volume_lung_box(mask)
         n = 0
         for k in range(volume.num_slices):
-            if int(mask[k].sum()) < MIN_LUNG_PIXELS:
+            if not scored[k]:
                 continue
-            cropped, _ = crop_and_resize(volume.voxels[k], True, mask[k], size_px)
+            cropped, _ = crop_and_resize(volume.voxels[k], True, mask[k], size_px, box)
             if diagnosis in COVID_DIAGNOSES:
                 label = 1 if infection[k] else -1
             else:

@@ -27,6 +27,7 @@ INPUT_SIZE_PX = 128
 CROP_MARGIN_FRACTION = 0.08
 CONTENT_THRESHOLD = 0.06   # unit intensity above which a pixel counts as image content
 MIN_LUNG_PIXELS = 64       # fewer lung pixels than this: the slice is "without lung"
+MIN_LUNG_FRACTION = 0.10   # ... or less than this fraction of the scan's largest lung section
 
 
 def to_unit(image: np.ndarray, is_hounsfield: bool) -> np.ndarray:
@@ -80,11 +81,35 @@ def resize(unit: np.ndarray, size_px: int) -> np.ndarray:
     return np.asarray(image.resize((size_px, size_px), Image.BILINEAR), dtype=np.float32)
 
 
+def lung_slices(lung_mask: np.ndarray) -> np.ndarray:
+    """Boolean per slice: does it contain enough lung to be scored?
+
+    Apex and base slices with a sliver of lung give crops of a few pixels blown up to the
+    network's size (seen to score as high as diseased slices), so slices with less than
+    ``MIN_LUNG_FRACTION`` of the scan's largest lung cross-section are not scored.
+    """
+    area = np.asarray(lung_mask, dtype=bool).reshape(len(lung_mask), -1).sum(axis=1)
+    return (area >= MIN_LUNG_PIXELS) & (area >= MIN_LUNG_FRACTION * area.max(initial=0))
+
+
+def volume_lung_box(lung_mask: np.ndarray) -> Optional[tuple]:
+    """In-plane box of the lungs over the whole scan, with a margin.
+
+    Every slice of a scan is cropped with this one box, so all slices share one
+    mm-per-pixel scale and small apical sections are shown at their true size.
+    """
+    return _box_from_mask(np.asarray(lung_mask, dtype=bool).any(axis=0), CROP_MARGIN_FRACTION)
+
+
 def crop_and_resize(image: np.ndarray, is_hounsfield: bool, lung_mask_2d=None,
-                    size_px: int = INPUT_SIZE_PX) -> tuple:
-    """Steps 1-3: unit intensities cropped to the lungs and resized; returns (image, box)."""
+                    size_px: int = INPUT_SIZE_PX, box: Optional[tuple] = None) -> tuple:
+    """Steps 1-3: unit intensities cropped to the lungs and resized; returns (image, box).
+
+    ``box`` (r0, r1, c0, c1) overrides the crop (a scan's :func:`volume_lung_box`).
+    """
     unit = to_unit(image, is_hounsfield)
-    box = lung_box(lung_mask_2d, unit)
+    if box is None:
+        box = lung_box(lung_mask_2d, unit)
     r0, r1, c0, c1 = box
     return np.clip(resize(unit[r0:r1, c0:c1], size_px), 0.0, 1.0), box
 

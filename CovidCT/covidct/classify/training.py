@@ -46,6 +46,7 @@ DEFAULT_TRAINING = {
     "device": "cpu",
     "eval_every": 250,
     "max_minutes": 20,
+    "source_weights": None,
 }
 
 
@@ -94,8 +95,8 @@ def make_splits(cache: dict, cfg: dict) -> dict:
     return splits
 
 
-def _batch_sampler(cache: dict, train_idx: np.ndarray, rng):
-    """Yields index arrays: source uniform, then class uniform within the source."""
+def _batch_sampler(cache: dict, train_idx: np.ndarray, rng, source_weights: dict | None = None):
+    """Yields index arrays: source by ``source_weights`` (default uniform), then class uniform."""
     source, label = cache["source"][train_idx], cache["label"][train_idx]
     pools = {}
     for s in np.unique(source):
@@ -104,11 +105,13 @@ def _batch_sampler(cache: dict, train_idx: np.ndarray, rng):
             if members.size:
                 pools.setdefault(s, {})[c] = members
     sources = sorted(pools)
+    weights = np.array([float((source_weights or {}).get(s, 1.0)) for s in sources])
+    weights /= weights.sum()
 
     def draw(batch_size):
         out = np.empty(batch_size, dtype=int)
         for b in range(batch_size):
-            classes = pools[sources[rng.integers(len(sources))]]
+            classes = pools[sources[rng.choice(len(sources), p=weights)]]
             members = classes[list(classes)[rng.integers(len(classes))]]
             out[b] = members[rng.integers(members.size)]
         return out
@@ -184,7 +187,7 @@ def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = make_splits(cache, cfg)
-    draw = _batch_sampler(cache, splits["train"], rng)
+    draw = _batch_sampler(cache, splits["train"], rng, cfg.get("source_weights"))
     model = build_network(cfg["network"]).to(cfg["device"])
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
     steps = int(cfg["steps"])

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "covidct.cli.analyze_command",
     "covidct.cli.classify_commands",
     "covidct.cli.enhance_commands",
+    "covidct.cli.report_command",
 ]
 
 

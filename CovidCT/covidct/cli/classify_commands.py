@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
     p.add_argument("-o", "--out", default="evaluation", help="folder for metrics.json and figures")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for AUC CIs")
+    p.add_argument("--degraded", type=int, default=0, metavar="SCALE",
+                   help="also compare classification of SCALE-times degraded vs enhanced HU scans (e.g. 4)")
     add_device_argument(p)
     add_json_argument(p)
     p.set_defaults(handler=run_evaluate)
@@ -65,7 +67,7 @@ def run_evaluate(args) -> int:
     from ..classify.evaluation import evaluate
 
     result = evaluate(_data_root(args), args.out, args.device, args.bootstrap,
-                      log=(lambda *_: None) if args.json else print)
+                      log=(lambda *_: None) if args.json else print, degraded_scale=args.degraded)
     if args.json:
         print_json(result)
     return 0

@@ -56,6 +56,8 @@ def register(subparsers) -> None:
     e.add_argument("--models", nargs="+", default=["fidelity", "gan"], choices=("fidelity", "gan"))
     e.add_argument("--out", default="enhancer_evaluation", help="output folder for JSON and PNG")
     e.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped weights)")
+    e.add_argument("--no-lesion-check", action="store_true",
+                   help="skip the classifier-score check on original vs restored x4 slices")
     e.add_argument("--update-manifests", action="store_true",
                    help="record the x4/x2 metrics in the weights manifests (maintainers)")
     add_device_argument(e)
@@ -142,7 +144,8 @@ def run_evaluate(args) -> int:
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     results = evaluate(data_dir=args.data, patient=args.patient, conditions=tuple(args.conditions),
                        models=tuple(args.models), slice_step=args.slice_step, out_dir=args.out,
-                       device=args.device, weights_dir=args.weights_dir, log=log)
+                       device=args.device, weights_dir=args.weights_dir, log=log,
+                       lesion_check=not args.no_lesion_check)
     if args.update_manifests:
         for (condition, model_key_part) in (("x4", "x4"), ("x2", "x2")):
             if condition not in results["conditions"]:

@@ -23,7 +23,7 @@ from ..volume import CTVolume
 from . import degradation as deg
 from .body_mask import body_mask
 from .data import HU_SERIES_FOLDER, default_data_dir
-from .inference import enhance_volume
+from .inference import MODEL_KEYS, enhance_volume
 
 CONDITIONS = {
     "x2": deg.Degradation(scale=2),
@@ -92,7 +92,7 @@ def infection_flags(data_dir: Path, patient: str, positions_mm: np.ndarray) -> O
 
 def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_realistic"),
              models=("fidelity", "gan"), slice_step: int = 4, out_dir=None, device: str = "auto",
-             weights_dir=None, log=print) -> dict:
+             weights_dir=None, log=print, lesion_check: bool = True) -> dict:
     from ..io import load_ct
 
     data_dir = Path(data_dir) if data_dir else default_data_dir()
@@ -114,14 +114,21 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
         low_hu = np.stack([deg.degrade_hu(s, spec, rng) for s in hr_hu])
         low_volume = CTVolume(voxels=low_hu, spacing_mm=(volume.spacing_mm[0] * spec.scale,
                                                          volume.spacing_mm[1] * spec.scale, volume.spacing_mm[2]))
+        bicubic_hu = _interpolate_hu(low_hu, spec.scale, "bicubic")
         estimates = {"bilinear": lung_window(_interpolate_hu(low_hu, spec.scale, "bilinear")),
-                     "bicubic": lung_window(_interpolate_hu(low_hu, spec.scale, "bicubic"))}
+                     "bicubic": lung_window(bicubic_hu)}
+        estimates_hu = {"bicubic": bicubic_hu}
         infos = {}
+        used_keys = set()
         for model in models:
+            if MODEL_KEYS[(spec.scale, model)] in used_keys:
+                continue  # e.g. x2 "gan" is the x2 fidelity model: do not score it twice
+            used_keys.add(MODEL_KEYS[(spec.scale, model)])
             started = time.time()
             enhanced, info = enhance_volume(low_volume, scale=spec.scale, model=model, device=device,
                                             weights_dir=weights_dir)
             estimates[f"enhancer_{model}"] = lung_window(enhanced.voxels.astype(np.float32))
+            estimates_hu[f"enhancer_{model}"] = enhanced.voxels.astype(np.float32)
             infos[f"enhancer_{model}"] = {"model_key": info["model_key"], "sha256": info["sha256"],
                                           "seconds": round(time.time() - started, 2)}
             log(f"{name}: {model} done in {time.time() - started:.1f}s")
@@ -145,6 +152,9 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
                 summary.update(infos[method])
         results["conditions"][name] = {"degradation": spec.to_dict(), "methods": table}
         examples[name] = (low_hu, estimates)
+        if name == "x4" and lesion_check:
+            results["lesion_preservation_x4"] = lesion_preservation(
+                hr_hu, estimates_hu, volume.spacing_mm, flags, device, log)
     if out_dir:
         out_dir = Path(out_dir)
         from ..io import write_text_atomic
@@ -158,6 +168,46 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
     return results
 
 
+def lesion_preservation(hr_hu: np.ndarray, estimates_hu: dict, spacing_mm: tuple, flags, device, log) -> dict:
+    """Do restored slices keep the classifier's view of the lesions?  (Needs the shipped classifier.)
+
+    Per-slice COVID-19 scores of the original slices are compared with those of the
+    bicubic and enhanced versions of their x4-degraded copies, all with the original's
+    lung mask, so only the image content differs.
+    """
+    from ..errors import CovidCTError
+
+    try:
+        from ..classify.api import classify_volume, load_classifier
+        from ..preprocess.lung_mask import compute_lung_mask
+
+        classifier = load_classifier(device)
+    except (ImportError, CovidCTError) as exc:
+        return {"available": False, "reason": f"classifier not available: {exc}"}
+    original = CTVolume(voxels=hr_hu, spacing_mm=spacing_mm)
+    lung = compute_lung_mask(original)
+
+    def scores(voxels: np.ndarray) -> np.ndarray:
+        result = classify_volume(CTVolume(voxels=voxels, spacing_mm=spacing_mm), lung, classifier=classifier,
+                                 cam_slices=[])
+        return np.array([np.nan if s["covid19"] is None else s["covid19"] for s in result.per_slice], float)
+
+    reference = scores(hr_hu)
+    out = {"available": True, "classifier_sha256": classifier.info.get("sha256"),
+           "original_mean_score": round(float(np.nanmean(reference)), 4), "methods": {}}
+    for method, voxels in estimates_hu.items():
+        values = scores(voxels[:, :hr_hu.shape[1], :hr_hu.shape[2]])
+        keep = np.isfinite(values) & np.isfinite(reference)
+        entry = {"mean_abs_score_difference": round(float(np.mean(np.abs(values[keep] - reference[keep]))), 4),
+                 "mean_score": round(float(np.mean(values[keep])), 4)}
+        if flags is not None and flags[keep].any() and (~flags[keep]).any():
+            entry["mean_score_infection_slices"] = round(float(np.mean(values[keep][flags[keep]])), 4)
+            entry["mean_score_other_slices"] = round(float(np.mean(values[keep][~flags[keep]])), 4)
+        out["methods"][method] = entry
+        log(f"lesion check x4 {method}: |score - original| {entry['mean_abs_score_difference']:.4f}")
+    return out
+
+
 def _example_index(flags, body) -> int:
     """A slice with infection (if labelled) and plenty of body in it, near the middle."""
     candidates = np.where(flags)[0] if flags is not None and flags.any() else np.arange(len(body))
@@ -167,12 +217,18 @@ def _example_index(flags, body) -> int:
 
 
 def _lung_crop(truth: np.ndarray, body: np.ndarray, size: int = 128) -> tuple:
-    """A square crop on lung parenchyma (low values inside the body), for the zoomed row."""
-    from scipy.ndimage import uniform_filter
+    """A square crop on lung with the most ground-glass-range density (lesions), for the zoomed row.
 
-    lungish = (body & (truth < 0.45) & (truth > 0.1)).astype(np.float32)
-    density = uniform_filter(lungish, size)
-    j, i = np.unravel_index(int(np.argmax(density)), density.shape)
+    Lung-window values: aerated lung ~0.1-0.45 (-1200 to -675 HU), ground glass and
+    consolidation ~0.45-0.75 (-675 to -225 HU); soft tissue and fat lie above 0.8.
+    """
+    from scipy.ndimage import binary_erosion, uniform_filter
+
+    lung = body & (truth > 0.1) & (truth < 0.45)
+    near_lung = uniform_filter(lung.astype(np.float32), 15) > 0.3
+    lesion = binary_erosion(body, iterations=10) & near_lung & (truth >= 0.45) & (truth < 0.75)
+    score = uniform_filter(lesion.astype(np.float32), size) + 0.3 * uniform_filter(lung.astype(np.float32), size)
+    j, i = np.unravel_index(int(np.argmax(score)), score.shape)
     j = int(np.clip(j - size // 2, 0, truth.shape[0] - size))
     i = int(np.clip(i - size // 2, 0, truth.shape[1] - size))
     return j, i, size
@@ -222,4 +278,14 @@ def format_table(results: dict) -> str:
                     if "gain_psnr_body_db" in m else "")
             lines.append(f"{name:<14}{method:<20}{m['psnr_slice']:>11.2f}{m['ssim_slice']:>11.4f}"
                          f"{m['psnr_body']:>11.2f}{m['ssim_body']:>11.4f}{gain}")
+    lesion = results.get("lesion_preservation_x4")
+    if lesion:
+        if not lesion.get("available"):
+            lines.append(f"lesion check: {lesion.get('reason')}")
+        else:
+            lines.append(f"lesion check x4 (classifier COVID-19 score; original slices mean "
+                         f"{lesion['original_mean_score']:.3f}):")
+            for method, m in lesion["methods"].items():
+                lines.append(f"  {method:<20} mean |score - original| {m['mean_abs_score_difference']:.4f}  "
+                             f"mean score {m['mean_score']:.3f}")
     return "\n".join(lines)

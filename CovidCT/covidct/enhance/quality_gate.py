@@ -136,7 +136,8 @@ def assess_quality(volume: CTVolume) -> QualityAssessment:
         reasons.append(f"little fine detail (detail_x2 {d2:.4f} < {BLURRED_DETAIL_X2}): the image looks up-sampled "
                        "or reconstructed with a soft kernel; its effective resolution is coarser than its pixels")
     if measures["noise_hu"] is not None and measures["noise_hu"] > NOISY_HU:
-        reasons.append(f"noisy (about {measures['noise_hu']:.0f} HU in soft tissue; low-dose?)")
+        unit = "HU" if volume.is_hounsfield else "HU-equivalent in the lung window"
+        reasons.append(f"noisy (about {measures['noise_hu']:.0f} {unit} in soft tissue; low-dose?)")
     if measures["blockiness"] is not None and measures["blockiness"] > BLOCKY_RATIO:
         reasons.append(f"JPEG block artefacts (blockiness {measures['blockiness']:.2f} > {BLOCKY_RATIO})")
     if not reasons:

@@ -13,7 +13,6 @@ deterministic for a given config on one CPU thread (seeded numpy and torch).
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time

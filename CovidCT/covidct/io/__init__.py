@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -27,6 +28,8 @@ def load_ct(path, series_uid: Optional[str] = None, include_identifiers: bool = 
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"{path} does not exist. Check the path and retry.")
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise InputNotFoundError(f"{path} cannot be read: permission denied. Check the file permissions.")
     try:
         if path.is_dir():
             entries = list(path.iterdir())

@@ -11,6 +11,7 @@ pylibjpeg plug-ins, and rescale slope/intercept applied per slice.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..volume import CTVolume, StudyFacts
 MIN_SLICES = 5
 # Relative tolerance on slice spacing before we call the series non-uniform.
 SPACING_TOLERANCE = 0.05
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 IMAGE_SOP_CLASSES_CT = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"}
 
 
@@ -48,6 +50,8 @@ def is_dicom_file(path: Path) -> bool:
             handle.seek(128)
             if handle.read(4) == b"DICM":
                 return True
+    except PermissionError:
+        return True  # reported as unreadable by the header pass, never silently skipped
     except OSError:
         return False
     return path.suffix.lower() in (".dcm", ".dicom", ".ima")
@@ -62,8 +66,17 @@ def _read_headers(folder: Path):
         if not is_dicom_file(path):
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            with warnings.catch_warnings():  # garbage makes pydicom warn on stderr
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:  # noqa: BLE001 - any parse failure is "unreadable"
+            unreadable.append(path.name)
+            continue
+        media_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+        if media_class == MEDIA_STORAGE_DIRECTORY:
+            continue  # a DICOMDIR index, not an image
+        if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
+            # pydicom parses random bytes after a DICM preamble without complaint.
             unreadable.append(path.name)
             continue
         headers.append((path, ds))
@@ -143,6 +156,35 @@ def sort_slices(series):
     return keyed, row_dir, col_dir, normal
 
 
+# Largest in-plane drift of a slice's position (mm per mm along the normal) accepted
+# before the series counts as sheared (gantry tilt): 0.01 is 0.6 degrees.
+MAX_SHEAR = 0.01
+
+
+def check_no_shear(keyed, normal: np.ndarray) -> None:
+    """Refuse gantry-tilted series: stacking them along the normal would misplace voxels.
+
+    With a tilted gantry the slice positions advance along the table (z) while the slice
+    normal is tilted, so consecutive slices are shifted in-plane; a plain stack puts
+    every voxel in the wrong place by up to the tilt times the scan length.
+    """
+    if len(keyed) < 2:
+        return
+    step = (keyed[-1][3] - keyed[0][3])
+    along = float(np.dot(step, normal))
+    if abs(along) < 1e-6:
+        return
+    in_plane = step - along * normal
+    shear = float(np.linalg.norm(in_plane)) / abs(along)
+    if shear > MAX_SHEAR:
+        angle = float(np.degrees(np.arctan(shear)))
+        raise InvalidCTError(
+            f"The series is gantry-tilted or sheared ({angle:.1f} degrees): slice positions do not "
+            "follow the slice normal, so stacking the slices would misplace the anatomy. Export an "
+            "untilted (resampled) series, e.g. with Slicer's DICOM acquisition geometry "
+            "regularization, and retry.")
+
+
 def check_slice_spacing(positions_mm: np.ndarray) -> float:
     """Uniform spacing along the normal, or an :class:`InvalidCTError` naming the fault."""
     gaps = np.diff(positions_mm)
@@ -163,11 +205,17 @@ def check_slice_spacing(positions_mm: np.ndarray) -> float:
 
 
 def _decode_hu(path: Path) -> np.ndarray:
+    import warnings
+
     import pydicom
 
     try:
-        ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array
+        # pydicom warns (on stderr) before failing on mislabelled pixel data; the error
+        # below is the one message the user needs.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            pixels = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - decoding failures have many types
         raise InvalidCTError(
             f"Cannot decode the pixel data of {path.name} ({type(exc).__name__}: {exc}). "
@@ -241,9 +289,18 @@ def load_dicom_series(folder, series_uid: Optional[str] = None,
     if int(getattr(first, "SamplesPerPixel", 1) or 1) != 1:
         raise InvalidCTError("The series holds colour images (secondary captures), not CT slices.")
 
+    if unreadable:
+        # A corrupt file may be a slice of this series: loading the rest would silently
+        # lose it (or shift the scan if it was at an end).
+        names = ", ".join(sorted(unreadable)[:3]) + (" ..." if len(unreadable) > 3 else "")
+        raise InvalidCTError(
+            f"{len(unreadable)} DICOM file(s) in {folder.name} could not be read ({names}); the series "
+            "may be incomplete. Remove or re-export the damaged files and retry.")
+
     keyed, row_dir, col_dir, normal = sort_slices(series)
     positions = np.array([k[0] for k in keyed])
     slice_spacing = check_slice_spacing(positions)
+    check_no_shear(keyed, normal)
 
     shapes = {(int(ds.Rows), int(ds.Columns)) for _, _, ds, _ in keyed}
     if len(shapes) != 1:

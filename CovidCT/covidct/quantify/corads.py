@@ -105,7 +105,8 @@ def suggest_corads(probability: Optional[float], threshold: float, quantificatio
                            f"cut-off {100 * PERIPHERAL_SHARE:.0f} %)")
 
     if involvement < MINIMAL_INVOLVEMENT_PERCENT:
-        reasons.append(f"involvement below {MINIMAL_INVOLVEMENT_PERCENT:g} %: no measurable opacity")
+        reasons.append(f"involvement {involvement:.2f} % is below {MINIMAL_INVOLVEMENT_PERCENT:g} %: "
+                       "no measurable opacity")
         if positive:
             reasons.append("the classifier disagrees with the density measure; review the heatmap")
             category = 3

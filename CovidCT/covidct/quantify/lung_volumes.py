@@ -40,12 +40,39 @@ def _midline_split(mask: np.ndarray, volume: CTVolume) -> np.ndarray:
     return mask & (x > midline)
 
 
+def _left_by_components(mask: np.ndarray, volume: CTVolume):
+    """Left-lung mask when the lungs are two separate components, else ``None``.
+
+    Each connected component goes to the side of its centroid's LPS x relative to the
+    mid-point between the two largest components' centroids.
+    """
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    if count < 2:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    order = np.argsort(sizes)[::-1]
+    if sizes[order[1]] < 0.1 * sizes[order[0]]:
+        return None  # one big component (lungs touching) and debris: not separable this way
+    m = volume.ijk_to_lps()
+    centroids = ndimage.center_of_mass(mask, labels, index=np.arange(1, count + 1))
+    x = np.array([m[0, 0] * c[2] + m[0, 1] * c[1] + m[0, 2] * c[0] + m[0, 3] for c in centroids])
+    midline = 0.5 * (x[order[0]] + x[order[1]])
+    left_labels = np.flatnonzero(x > midline) + 1
+    return np.isin(labels, left_labels)
+
+
 def patient_left(mask: np.ndarray, volume: CTVolume) -> np.ndarray:
     """Boolean mask of the lung voxels on the patient's left.
 
-    Uses the lung-mask module's mediastinum-following split when it is available.
+    Separate lungs are assigned whole (a lesion never straddles the split); lungs that
+    touch are split by the lung-mask module's mediastinum-following midline.
     """
     mask = np.asarray(mask, dtype=bool)
+    by_components = _left_by_components(mask, volume)
+    if by_components is not None:
+        return by_components
     try:
         from ..preprocess.lung_mask import patient_left_mask
     except ImportError:  # pragma: no cover - only while the preprocessing module changes

@@ -8,9 +8,11 @@ composited with the foreground opacity::
 
     rgb = (1 - opacity * alpha) * grey + opacity * alpha * colour(heat)
 
-with ``alpha = 0`` where ``heat < lower_threshold`` and 1 elsewhere.  The Slicer module
-uses the same window, colour table, opacity and threshold (constants below), so the
-report shows the pixels the user saw.
+with ``alpha = 0`` where ``heat < lower_threshold`` and 1 elsewhere.  The constants below
+are the Slicer module's defaults (``CovidCTLib.heatmap_display`` and ``compare_layout``):
+the shipped ``CovidCT-Inferno`` colour table read from the same file, a fixed 0..1
+window, lower threshold 0.3 and foreground opacity 0.4, so the report shows the pixels
+the user saw with the default settings.
 
 Orientation follows Slicer's axial view (radiological convention): the patient's right
 on the screen's left, anterior at the top.  Letters at the edges are computed from the
@@ -19,6 +21,7 @@ volume's direction cosines, never assumed.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -27,10 +30,11 @@ import numpy as np
 from ..preprocess.windowing import LUNG_WINDOW_HU
 from ..volume import CTVolume
 
-HEAT_COLORMAP = "jet"
-HEAT_OPACITY = 0.5
-HEAT_LOWER_THRESHOLD = 0.2
+HEAT_COLORMAP = "CovidCT-Inferno"
+HEAT_OPACITY = 0.4
+HEAT_LOWER_THRESHOLD = 0.3
 HEAT_RANGE = (0.0, 1.0)
+COLOUR_TABLE_DIRS = (Path(__file__).resolve().parents[2] / "Resources" / "ColorTables",)
 LETTERS = {0: ("R", "L"), 1: ("A", "P"), 2: ("I", "S")}  # (negative, positive) LPS axis letters
 
 
@@ -41,15 +45,31 @@ def window_level_grey(hu: np.ndarray, window_hu: tuple = LUNG_WINDOW_HU) -> np.n
     return np.clip((np.asarray(hu, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
 
 
-def colour_table(values: np.ndarray, colormap: str = HEAT_COLORMAP,
-                 value_range: tuple = HEAT_RANGE) -> np.ndarray:
-    """Scalar -> RGB in [0, 1] through a 256-entry colour table (as Slicer's lookup tables)."""
+@lru_cache(maxsize=8)
+def _table_rgb(colormap: str) -> np.ndarray:
+    """``(N, 3)`` RGB in [0, 1] of a Slicer colour-table file (``index name R G B A``), or of
+    the matplotlib map of that name (``CovidCT-Inferno`` falls back to ``inferno``)."""
+    for folder in COLOUR_TABLE_DIRS:
+        path = folder / f"{colormap}.txt"
+        if path.is_file():
+            rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+            return np.array([[float(v) for v in row[2:5]] for row in rows], dtype=np.float32) / 255.0
     from matplotlib import colormaps
 
-    table = colormaps[colormap].resampled(256)(np.arange(256))[:, :3].astype(np.float32)
+    name = colormap.split("-", 1)[-1].lower() if colormap.startswith("CovidCT-") else colormap
+    return colormaps[name].resampled(256)(np.arange(256))[:, :3].astype(np.float32)
+
+
+def colour_table(values: np.ndarray, colormap: str = HEAT_COLORMAP,
+                 value_range: tuple = HEAT_RANGE) -> np.ndarray:
+    """Scalar -> RGB in [0, 1] through the colour table, window ``value_range`` (as VTK's
+    lookup table: the range split into N equal bins, values outside clamped)."""
+    table = _table_rgb(colormap)
     low, high = value_range
-    index = np.clip((np.asarray(values, dtype=np.float32) - low) / max(high - low, 1e-12), 0, 1)
-    return table[np.round(index * 255).astype(np.int64)]
+    fraction = (np.asarray(values, dtype=np.float32) - low) / max(high - low, 1e-12)
+    index = np.clip(np.floor(fraction * len(table)), 0, len(table) - 1).astype(np.int64)
+    return table[index]
 
 
 def blend_like_slicer(hu: np.ndarray, heat: Optional[np.ndarray] = None,

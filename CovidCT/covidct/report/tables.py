@@ -64,7 +64,7 @@ def measurement_record(result: dict, corads: dict | None = None) -> dict:
     models = result.get("model") or {}
     for key in ("classifier", "enhancer"):
         entry = models.get(key) or {}
-        rec[f"{key}_name"] = entry.get("name", "")
+        rec[f"{key}_name"] = entry.get("name") or entry.get("model") or ""
         rec[f"{key}_version"] = entry.get("version", "")
         rec[f"{key}_sha256"] = entry.get("sha256", "")
     rec["software_covidct"] = (result.get("software") or {}).get("covidct", "")

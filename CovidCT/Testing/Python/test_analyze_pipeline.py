@@ -1,0 +1,102 @@
+"""``covidct analyze`` end to end on the bundled sample, and its safety properties."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from covidct.analyze import AnalysisOptions, analyze_scan, pick_key_slices
+from covidct.errors import CancelledError, OutputError
+from covidct.io import load_ct
+from covidct.progress import CancelToken
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sample_result(tmp_path_factory, sample_scan):
+    """One real analysis of the sample with the shipped weights (enhancement forced on)."""
+    before = sha(sample_scan)
+    out = tmp_path_factory.mktemp("analysis") / "sample"
+    stages = []
+    result = analyze_scan(sample_scan, out, AnalysisOptions(device="cpu", enhance="on", report=False),
+                          progress=lambda f, s: stages.append((f, s)))
+    assert sha(sample_scan) == before, "the input file must never be modified"
+    return out, result, stages
+
+
+def test_result_json_contract(sample_result):
+    out, result, _ = sample_result
+    on_disk = json.loads((out / "result.json").read_text())
+    assert on_disk["decision"] in ("COVID-19", "non-COVID")
+    p = on_disk["probabilities"]
+    assert 0.0 <= p["covid19"] <= 1.0 and p["covid19"] + p["non_covid"] == pytest.approx(1.0, abs=1e-4)
+    assert 0.0 < on_disk["threshold"] < 1.0
+    per_slice = on_disk["per_slice"]
+    assert [s["index"] for s in per_slice] == list(range(148))
+    assert all(set(s) >= {"index", "z_mm", "covid19", "in_lung"} for s in per_slice)
+    assert all((s["covid19"] is None) == (not s["in_lung"]) for s in per_slice)
+    assert np.all(np.diff([s["z_mm"] for s in per_slice]) > 0)
+    assert on_disk["key_slices"] and all(per_slice[k]["in_lung"] for k in on_disk["key_slices"])
+    assert set(on_disk["timings_s"]) >= {"load", "lung mask", "enhance", "classify", "quantify"}
+    assert on_disk["model"]["classifier"]["sha256"]
+    assert not list(out.parent.glob(".*partial*")), "staging folder removed after publishing"
+
+
+def test_volumes_have_exact_geometry(sample_result, sample_scan):
+    out, result, _ = sample_result
+    original = load_ct(sample_scan)
+    heatmap = load_ct(out / result["heatmap"])
+    mask = load_ct(out / result["lung_mask"])
+    assert heatmap.same_geometry(original) and mask.same_geometry(original)
+    assert heatmap.voxels.min() >= 0.0 and heatmap.voxels.max() == pytest.approx(1.0)
+    assert not np.any(heatmap.voxels[mask.voxels == 0]), "heatmap is masked to the lungs"
+    enhanced = load_ct(out / result["enhanced"])
+    assert enhanced.shape == (148, 512, 512)
+    assert np.allclose(enhanced.spacing_mm, (original.spacing_mm[0] / 4, original.spacing_mm[1] / 4,
+                                             original.spacing_mm[2]))
+    # Same physical extent: the outer corner of the first voxel coincides.
+    corner = lambda v: v.ijk_to_lps() @ np.array([-0.5, -0.5, 0, 1])  # noqa: E731
+    assert np.allclose(corner(enhanced), corner(original), atol=1e-4)
+    assert -1100 <= float(np.percentile(enhanced.voxels, 1)) and float(enhanced.voxels.max()) <= 3100
+
+
+def test_progress_is_monotonic_and_named(sample_result):
+    _, _, stages = sample_result
+    fractions = [f for f, _ in stages]
+    assert fractions[-1] == 1.0 and all(b >= a - 1e-9 for a, b in zip(fractions, fractions[1:]))
+    assert {"load", "enhance", "classify"} <= {s for _, s in stages}
+
+
+def test_existing_output_refused_without_overwrite(sample_result, sample_scan):
+    out, _, _ = sample_result
+    with pytest.raises(OutputError, match="already exists"):
+        analyze_scan(sample_scan, out, AnalysisOptions(enhance="off", report=False))
+
+
+def test_cancel_leaves_nothing(tmp_path, sample_scan):
+    cancel = CancelToken()
+
+    def progress(fraction, stage):
+        if stage == "classify":
+            cancel.cancel()
+
+    with pytest.raises(CancelledError):
+        analyze_scan(sample_scan, tmp_path / "out", AnalysisOptions(enhance="off", report=False),
+                     progress=progress, cancel=cancel)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_key_slices_are_spread_out():
+    per_slice = [{"index": k, "z_mm": 2.0 * k, "covid19": 1.0 - abs(k - 20) / 40, "in_lung": True}
+                 for k in range(40)] + [{"index": 40, "z_mm": 80.0, "covid19": None, "in_lung": False}]
+    keys = pick_key_slices(per_slice, 3, 2.0)
+    assert keys[0] == 20
+    zs = [2.0 * k for k in keys]
+    assert all(abs(a - b) >= 10.0 for i, a in enumerate(zs) for b in zs[i + 1:])

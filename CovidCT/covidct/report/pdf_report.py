@@ -1,0 +1,312 @@
+"""The A4 PDF report: what left the software, in a form a reader can check and sign.
+
+Built with reportlab's layout engine (not a screenshot) so text stays searchable and
+copyable; a TrueType font (DejaVu, shipped with matplotlib) is embedded so the PDF looks
+the same everywhere and can print units and dashes.  Patient name and ID appear only
+when the caller explicitly asks (``include_identifiers=True``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from .. import RESEARCH_USE_DISCLAIMER
+from .figures import HEAT_COLORMAP, HEAT_LOWER_THRESHOLD, HEAT_OPACITY
+
+FONT = "CovidCT-DejaVuSans"
+FONT_BOLD = "CovidCT-DejaVuSans-Bold"
+PAGE_MARGIN_MM = 16
+
+
+def register_fonts() -> None:
+    """Embed DejaVu Sans (regular and bold) from matplotlib's bundled fonts."""
+    import matplotlib
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if FONT in pdfmetrics.getRegisteredFontNames():
+        return
+    font_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    pdfmetrics.registerFont(TTFont(FONT, str(font_dir / "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_BOLD, str(font_dir / "DejaVuSans-Bold.ttf")))
+    pdfmetrics.registerFontFamily(FONT, normal=FONT, bold=FONT_BOLD, italic=FONT, boldItalic=FONT_BOLD)
+
+
+def _numbered_canvas_class(footer_text: str):
+    """A canvas that writes "page N of M" once the total number of pages is known."""
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
+    class NumberedCanvas(canvas.Canvas):
+        def __init__(self, *args, **kwargs):
+            if not kwargs.get("initialFontName"):
+                kwargs["initialFontName"] = FONT  # else Helvetica, a font that is not embedded
+            super().__init__(*args, **kwargs)
+            self._saved_pages = []
+
+        def showPage(self):  # noqa: N802 - reportlab's name
+            self._saved_pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self):
+            total = len(self._saved_pages)
+            for state in self._saved_pages:
+                self.__dict__.update(state)
+                width, _ = self._pagesize
+                self.setFont(FONT, 7.5)
+                self.setFillGray(0.35)
+                self.drawString(PAGE_MARGIN_MM * mm, 9 * mm, footer_text)
+                self.drawRightString(width - PAGE_MARGIN_MM * mm, 9 * mm,
+                                     f"Page {self._pageNumber} of {total}")
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+def _styles():
+    from reportlab.lib import colors
+    from reportlab.lib.styles import ParagraphStyle
+
+    base = ParagraphStyle("base", fontName=FONT, fontSize=9, leading=11.5)
+    return {
+        "base": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#333333")),
+        "title": ParagraphStyle("title", parent=base, fontName=FONT_BOLD, fontSize=16, leading=20),
+        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=9, textColor=colors.HexColor("#8b0000")),
+        "h2": ParagraphStyle("h2", parent=base, fontName=FONT_BOLD, fontSize=11, leading=14, spaceBefore=8,
+                             spaceAfter=3),
+        "result": ParagraphStyle("result", parent=base, fontSize=10, leading=13),
+        "disclaimer": ParagraphStyle("disclaimer", parent=base, fontName=FONT_BOLD, fontSize=9,
+                                     textColor=colors.HexColor("#8b0000")),
+    }
+
+
+def _esc(value) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape("" if value is None else str(value))
+
+
+def _fmt(value, digits=1, unit="") -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}{unit}"
+    return str(value)
+
+
+def _table(rows, col_widths, header=True, zebra=True):
+    from reportlab.lib import colors
+    from reportlab.platypus import Table, TableStyle
+
+    table = Table(rows, colWidths=col_widths, hAlign="LEFT")
+    style = [("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+             ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#aaaaaa")),
+             ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2)]
+    if header:
+        style += [("FONTNAME", (0, 0), (-1, 0), FONT_BOLD), ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5"))]
+    if zebra:
+        for r in range(2 if header else 1, len(rows), 2):
+            style.append(("BACKGROUND", (0, r), (-1, r), colors.HexColor("#f7f7f7")))
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def study_rows(study: dict, include_identifiers: bool) -> list:
+    """(label, value) rows of the header; identifiers only when asked for."""
+    scanner = " ".join(x for x in (study.get("manufacturer"), study.get("scanner_model")) if x)
+    rows = [("Study date", study.get("study_date") or "-"),
+            ("Series", study.get("series_description") or "-"),
+            ("Scanner", scanner or "-"),
+            ("Slice thickness", _fmt(study.get("slice_thickness_mm"), 2, " mm")),
+            ("Tube voltage", _fmt(study.get("kvp"), 0, " kV")),
+            ("Kernel", study.get("convolution_kernel") or "-"),
+            ("Age / sex", f"{study.get('patient_age') or '-'} / {study.get('patient_sex') or '-'}"),
+            ("Source format", study.get("source_format") or "-")]
+    if include_identifiers:
+        rows = [("Patient name", study.get("patient_name") or "-"),
+                ("Patient ID", study.get("patient_id") or "-"),
+                ("Birth date", study.get("patient_birth_date") or "-")] + rows
+    return rows
+
+
+def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_identifiers: bool = False) -> Path:
+    """Write the report PDF for one ``result.json`` dict; ``figures`` maps ``key_slices`` and
+    ``slice_chart`` to PNG paths.  Returns the written path (atomically replaced)."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import (Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
+                                    Table, TableStyle)
+
+    from ..io import atomic_path
+
+    register_fonts()
+    st = _styles()
+    width = A4[0] - 2 * PAGE_MARGIN_MM * mm
+    software = (result.get("software") or {}).get("covidct", "unknown")
+    story = [Paragraph("CovidCT chest CT analysis", st["title"]),
+             Paragraph(_esc(RESEARCH_USE_DISCLAIMER), st["subtitle"]), Spacer(1, 4 * mm)]
+
+    # Header: study facts.
+    study = result.get("study") or {}
+    rows = study_rows(study, include_identifiers)
+    half = (len(rows) + 1) // 2
+    grid = []
+    for r in range(half):
+        left = rows[r]
+        right = rows[r + half] if r + half < len(rows) else ("", "")
+        grid.append([left[0], _esc(left[1]), right[0], _esc(right[1])])
+    header = Table(grid, colWidths=[0.16 * width, 0.34 * width, 0.16 * width, 0.34 * width], hAlign="LEFT")
+    header.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+                                ("FONTNAME", (0, 0), (0, -1), FONT_BOLD), ("FONTNAME", (2, 0), (2, -1), FONT_BOLD),
+                                ("LINEBELOW", (0, -1), (-1, -1), 0.5, colors.grey)]))
+    story += [header, Spacer(1, 4 * mm)]
+
+    # Result box.
+    probs = result.get("probabilities") or {}
+    p = probs.get("covid19")
+    threshold = result.get("threshold")
+    op = result.get("operating_point") or {}
+    quality = result.get("quality") or {}
+    applied = quality.get("enhancement_applied")
+    reasons = "; ".join(quality.get("reasons") or []) or "no quality problem found"
+    lines = [
+        f"<b>COVID-19 probability:</b> {_fmt(None if p is None else 100 * p, 1, ' %')}",
+        f"<b>Decision at threshold {_fmt(threshold, 2)}:</b> {_esc(result.get('decision', '-'))} "
+        f"(model card operating point: sensitivity {_fmt(op.get('sensitivity'), 2)}, "
+        f"specificity {_fmt(op.get('specificity'), 2)})",
+        f"<b>Quality gate:</b> enhancement {'needed' if quality.get('needs_enhancement') else 'not needed'}; "
+        f"{'applied' if applied else 'not applied'}. Reasons: {_esc(reasons)}",
+        f"<b>{_esc(corads.get('text', 'CO-RADS-style suggestion: -'))}</b>",
+    ]
+    box = Table([[Paragraph("<br/>".join(lines), st["result"])]], colWidths=[width])
+    box.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT),
+                             ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#2c3e50")),
+                             ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f4f8fb")),
+                             ("LEFTPADDING", (0, 0), (-1, -1), 6), ("TOPPADDING", (0, 0), (-1, -1), 5),
+                             ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
+    story += [box]
+
+    # Quantification.
+    q = result.get("quantification") or {}
+    story.append(Paragraph("Lung quantification (HU density bands)", st["h2"]))
+    if q:
+        sides = ("right", "left", "total")
+        get = lambda side, key: (q.get(side) or {}).get(key)  # noqa: E731
+        rows = [["", "Right lung", "Left lung", "Both lungs"],
+                ["Lung volume (ml)"] + [_fmt(get(s, "volume_ml"), 0) for s in sides],
+                ["Involved lung (%)"] + [_fmt(get(s, "involvement_percent"), 1) for s in sides],
+                ["Involved lung (ml)"] + [_fmt(get(s, "involved_ml"), 0) for s in sides],
+                ["Ground glass -750 to -300 HU (%)"] + [_fmt(get(s, "ground_glass_percent"), 1) for s in sides],
+                ["Consolidation -300 to +50 HU (%)"] + [_fmt(get(s, "consolidation_percent"), 1) for s in sides]]
+        settings = q.get("settings") or {}
+        band_info = {b["name"]: b for b in settings.get("bands", [])}
+        for band in (q.get("total") or {}).get("bands_percent", {}):
+            info = band_info.get(band, {})
+            low = "" if info.get("low_hu") is None else f"{info['low_hu']:g}"
+            high = "" if info.get("high_hu") is None else f"{info['high_hu']:g}"
+            rng = f"< {high}" if not low else (f">= {low}" if not high else f"{low} to {high}")
+            rows.append([f"{band.capitalize()} {rng} HU (%)"] +
+                        [_fmt((get(s, "bands_percent") or {}).get(band), 1) for s in sides])
+        story.append(_table(rows, [0.4 * width, 0.2 * width, 0.2 * width, 0.2 * width]))
+        vf = settings.get("vessel_filter") or {}
+        story.append(Paragraph(
+            "Bands: SlicerLungCTAnalyzer defaults (inflated -950 to -750, infiltrated -750 to -400, collapsed "
+            "-400 to 0 HU), -950 HU emphysema index, -300 HU ground-glass/consolidation split; band shares are "
+            "of all lung voxels. Involved lung = voxels in the infiltrated and collapsed bands after the vessel "
+            f"filter ({'on' if vf.get('enabled') else 'off'}: thin dense structures under "
+            f"{_fmt(vf.get('vessel_max_radius_mm'), 1)} mm radius and their {_fmt(vf.get('rim_mm'), 1)} mm rim, "
+            f"a {_fmt(vf.get('pleural_rim_mm'), 1)} mm sub-pleural shell and regions thinner than "
+            f"{_fmt(2 * vf.get('min_opacity_radius_mm', 0), 0)} mm are not counted); without the filter: "
+            f"{_fmt(get('total', 'involvement_without_vessel_filter_percent'), 1)} %. Dense consolidation above "
+            "0 HU falls in the 'dense' band with the vessels.", st["small"]))
+
+        # Zone scores.
+        story.append(Paragraph("Zone-based CT severity score", st["h2"]))
+        rows = [["Zone", "Right: involved % / score", "Left: involved % / score"]]
+        for zone in ("upper", "middle", "lower"):
+            cells = [zone.capitalize()]
+            for side in ("right", "left"):
+                z = ((q.get(side) or {}).get("zones") or {}).get(zone) or {}
+                cells.append(f"{_fmt(z.get('involvement_percent'), 1)} % / {z.get('score', '-')}")
+            rows.append(cells)
+        total = q.get("total") or {}
+        rows.append(["Total", f"{total.get('severity_score', '-')} of {total.get('severity_max', 30)}", ""])
+        story.append(_table(rows, [0.2 * width, 0.4 * width, 0.4 * width]))
+        story.append(Paragraph(
+            "Zone-based: each lung is split into cranio-caudal thirds (lobes are not segmented); each zone "
+            "scores 0 (none, under 1 % measured), 1 (&lt;5 %), 2 (5-25 %), 3 (25-50 %), 4 (50-75 %), 5 (&gt;75 %). "
+            "The 0-30 total is not the lobar 0-25 CT severity score.", st["small"]))
+    else:
+        story.append(Paragraph("No quantification available.", st["base"]))
+
+    # CO-RADS-style suggestion.
+    story.append(Paragraph("CO-RADS-style suggestion (not a diagnosis)", st["h2"]))
+    items = "".join(f"<br/>&bull; {_esc(r)}" for r in corads.get("reasons", []))
+    story.append(Paragraph(f"<b>{_esc(corads.get('text', '-'))}</b>{items}", st["base"]))
+    story.append(Paragraph(_esc(corads.get("note", "")), st["small"]))
+
+    # Figures.
+    story.append(PageBreak())
+    story.append(Paragraph("Key slices (highest-scoring): original | enhanced | heatmap overlay", st["h2"]))
+    key_png = figures.get("key_slices")
+    if key_png and Path(key_png).exists():
+        story.append(_scaled_image(Image, key_png, width, 175 * mm))
+        story.append(Paragraph(
+            f"Lung window -1350 to 150 HU; heatmap: colour table {HEAT_COLORMAP}, window 0 to 1, opacity "
+            f"{100 * HEAT_OPACITY:.0f} %, values under {HEAT_LOWER_THRESHOLD:g} transparent (the Slicer module's "
+            "defaults). Letters give the patient's orientation; the bar gives the scale.",
+            st["small"]))
+    chart_png = figures.get("slice_chart")
+    if chart_png and Path(chart_png).exists():
+        story.append(Paragraph("Per-slice score along z", st["h2"]))
+        story.append(_scaled_image(Image, chart_png, width, 70 * mm))
+
+    # Models and software.
+    models = result.get("model") or {}
+    rows = [["Component", "Name", "Version", "sha256"]]
+    for key in ("classifier", "enhancer"):
+        m = models.get(key)
+        if m:
+            rows.append([key, _esc(m.get("name") or m.get("model") or "-"), _esc(m.get("version", "-")),
+                         Paragraph(_esc(m.get("sha256", "-")), st["small"])])
+        else:
+            rows.append([key, "not used", "-", "-"])
+    rows.append(["software", "covidct", _esc(software), "-"])
+    story.append(KeepTogether([Paragraph("Models and software", st["h2"]),
+                               _table(rows, [0.15 * width, 0.25 * width, 0.12 * width, 0.48 * width])]))
+
+    # Disclaimer and reader's assessment.
+    reader = [Paragraph("Reader's assessment", st["h2"]), Paragraph(_esc(RESEARCH_USE_DISCLAIMER), st["disclaimer"]),
+              Spacer(1, 3 * mm)]
+    line_rows = [[""] for _ in range(4)] + [["Reader name: " + "_" * 40 + "   Date: " + "_" * 18],
+                                            ["Signature: " + "_" * 58]]
+    lines_table = Table(line_rows, colWidths=[width], rowHeights=[8 * mm] * len(line_rows))
+    lines_table.setStyle(TableStyle([("LINEBELOW", (0, 0), (-1, 3), 0.5, colors.grey),
+                                     ("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 9),
+                                     ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
+    reader.append(lines_table)
+    story.append(KeepTogether(reader))
+
+    output_pdf = Path(output_pdf)
+    footer = f"CovidCT {software} - research use only, not for clinical diagnosis"
+    with atomic_path(output_pdf) as tmp:
+        doc = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
+                                rightMargin=PAGE_MARGIN_MM * mm, topMargin=14 * mm, bottomMargin=16 * mm,
+                                title="CovidCT chest CT analysis", author=f"CovidCT {software}",
+                                subject="Research-use chest CT analysis report", creator="CovidCT")
+        doc.build(story, canvasmaker=_numbered_canvas_class(footer))
+    return output_pdf
+
+
+def _scaled_image(image_cls, path, max_width, max_height):
+    """The PNG at its aspect ratio, as large as fits in ``max_width`` x ``max_height``."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as im:
+        w, h = im.size
+    scale = min(max_width / w, max_height / h)
+    return image_cls(str(path), width=w * scale, height=h * scale)
