@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,9 +102,8 @@ def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
         raise OutputError(
             f"The output folder {output_dir} already exists and is not empty. Choose another "
             "folder or pass --overwrite.")
-    staging = output_dir.with_name(f".{output_dir.name}.partial")
-    if staging.exists():
-        shutil.rmtree(staging)
+    # A unique staging name: two analyses into the same parent never share one.
+    staging = output_dir.with_name(f".{output_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         staging.mkdir(parents=True)
     except OSError as exc:

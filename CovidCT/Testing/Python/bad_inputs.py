@@ -859,6 +859,12 @@ def _weights_file(weights: Path) -> Path:
     return weights / json.loads((weights / "classifier.json").read_text())["file"]
 
 
+@case("weights_intact", "weights", Expected(0, None, r"p\(COVID-19\) = [01]\.\d{3}"))
+def _weights_intact(tmp: Path) -> Prepared:
+    """The control: an intact copy of the weights folder classifies the slice (so the failures below are the damage's)."""
+    return _classify_prepared(tmp, classifier_weights(tmp / "weights"))
+
+
 @case("weights_missing", "weights", Expected(5, WeightsError, "No weights manifest.*COVIDCT_WEIGHTS_DIR"))
 def _weights_missing(tmp: Path) -> Prepared:
     """No model weights at all (empty weights folder)."""
@@ -883,7 +889,7 @@ def _weights_truncated(tmp: Path) -> Prepared:
     return _classify_prepared(tmp, weights)
 
 
-@case("weights_wrong_checksum", "weights", Expected(5, WeightsError, "classifier.pt is corrupt or was replaced"))
+@case("weights_wrong_checksum", "weights", Expected(5, WeightsError, "is corrupt or was replaced: sha256 [0-9a-f]{64}"))
 def _weights_checksum(tmp: Path) -> Prepared:
     """One byte of the weights file changed (same size, different sha256)."""
     weights = classifier_weights(tmp / "weights")
@@ -937,6 +943,17 @@ def _no_gpu(tmp: Path) -> Prepared:
     argv = analyze_argv(tmp / "s", tmp / "out")
     argv[argv.index("--device") + 1] = "cuda"
     return Prepared(argv, [tmp / "s"], tmp / "out",
+                    skip="a CUDA GPU is present" if cuda_available() else None)
+
+
+@case("gpu_requested_for_slices", "device", Expected(6, DeviceError, "Use --device cpu"))
+def _no_gpu_classify(tmp: Path) -> Prepared:
+    """covidct classify --device cuda on a machine without a GPU."""
+    from PIL import Image
+
+    image = tmp / "slice.png"
+    Image.fromarray(grey_slice_uint8()).save(image)
+    return Prepared(["classify", image, "--device", "cuda"], [image],
                     skip="a CUDA GPU is present" if cuda_available() else None)
 
 

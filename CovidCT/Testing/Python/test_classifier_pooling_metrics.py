@@ -80,3 +80,15 @@ def test_normalise_slice_crops_to_lungs_and_has_fixed_size():
     r0, r1, c0, c1 = box
     assert r0 <= 20 and r1 >= 60 and c0 <= 10 and c1 >= 50 and (r1 - r0) < 60
     assert np.array_equal(hu[20:60, 10:50], np.full((40, 40), -850.0, np.float32))  # input untouched
+
+
+def test_slices_with_a_sliver_of_lung_are_not_scored_and_share_one_crop():
+    from covidct.classify.input_normalisation import lung_slices, volume_lung_box
+
+    mask = np.zeros((4, 50, 60), bool)
+    mask[1, 10:40, 5:55] = True        # a full section
+    mask[2, 20:24, 30:34] = True       # 16 pixels: apex sliver
+    mask[3, 15:35, 10:50] = True
+    assert lung_slices(mask).tolist() == [False, True, False, True]
+    r0, r1, c0, c1 = volume_lung_box(mask)
+    assert r0 <= 10 and r1 >= 40 and c0 <= 5 and c1 >= 55

@@ -90,11 +90,13 @@ def test_trainer_runs_all_stages_and_exports_loadable_weights(tmp_path):
         "gan": {"steps": 2, "batch": 2, "lr": 1e-4, "feature_weight": 1.0, "adversarial_weight": 1e-3,
                 "pixel_weight": 0.1, "discriminator": {"channels": 4, "dense": 8}},
         "x2": {"steps": 2, "batch": 2, "patch_hr": 32, "lr": 1e-3},
+        "refine": {"steps": 2, "batch": 2, "lr": 1e-4, "degradation": {"extra_probability": 0.0}},
     }
     trainer = Trainer(config, work_dir=tmp_path / "work", weights_dir=tmp_path / "weights", log=lambda m: None)
     trainer._patches = _synthetic_patches()
     results = trainer.run()
-    assert set(results) == {"fidelity", "features", "gan", "x2"}
+    assert set(results) == {"fidelity", "x2", "refine", "features", "gan"}
+    assert (tmp_path / "work" / "generator_x4_refined.pt").exists()
     out, info = enhance_volume(synthetic_hu_volume(slices=1), scale=2, device="cpu",
                                weights_dir=tmp_path / "weights")
     assert out.shape == (1, 64, 80) and info["model_key"] == "enhancer_x2_fidelity"

@@ -193,3 +193,23 @@ def test_report_without_enhanced_volume(tmp_path):
     ds = pydicom.dcmread(written["dicom"])
     assert ds.StudyInstanceUID == data["ct"].facts.study_instance_uid
     assert "SourceInstanceSequence" not in ds
+
+
+def test_report_for_an_8bit_slice_image_without_quantification(tmp_path):
+    from covidct.io import save_volume
+    from covidct.volume import CTVolume, StudyFacts
+
+    image = CTVolume(np.tile(np.linspace(0, 255, 64, dtype=np.float32), (64, 1)), spacing_mm=(1, 1, 1),
+                     facts=StudyFacts(source_format="image"), is_hounsfield=False)
+    save_volume(image, tmp_path / "input.nrrd")
+    save_volume(image.with_voxels(np.zeros(image.shape, np.float32)), tmp_path / "heatmap.nrrd")
+    result = {"probabilities": {"covid19": 0.2, "non_covid": 0.8}, "decision": "non-COVID", "threshold": 0.5,
+              "operating_point": {}, "per_slice": [{"index": 0, "z_mm": 0.0, "covid19": 0.2, "in_lung": True}],
+              "key_slices": [0], "input": "input.nrrd", "enhanced": None, "heatmap": "heatmap.nrrd",
+              "lung_mask": None, "quality": {}, "quantification": None, "model": {}, "study": image.facts.to_dict(),
+              "software": {"covidct": "0.1.0"}}
+    (tmp_path / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    written = build_report(tmp_path)
+    assert "dicom" not in written
+    with open(written["json"], encoding="utf-8") as handle:
+        assert json.load(handle)["corads_style_suggestion"]["category"] == 0

@@ -98,3 +98,14 @@ def test_atomic_path_removes_temporary_file_on_any_error(tmp_path):
             raise ValueError("writer crashed")
     assert list(tmp_path.iterdir()) == []
 
+
+
+def test_documented_table_matches_the_corpus():
+    """docs/robustness.md is generated from this corpus; a stale copy fails here."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, str(repo / "tools" / "robustness_table.py"), "--check"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -151,7 +151,7 @@ def _report_available() -> bool:
 def _analyze(scan: Path, out: Path, *extra) -> subprocess.CompletedProcess:
     """A real process with debug logging and JSON progress: every line it prints is searched."""
     report = [] if _report_available() else ["--no-report"]
-    argv = analyze_argv(scan, out, "--enhance", "on", *report, *extra)
+    argv = analyze_argv(scan, out, "--enhance", "off", *report, *extra)
     argv[argv.index("--progress") + 1] = "json"
     prepared = Prepared(argv, fakes=True)
     command = bad_inputs.cli_command(prepared)
@@ -172,6 +172,9 @@ def test_analyze_outputs_hide_identifiers_unless_asked(identified_scan, tmp_path
     study = json.loads((tmp_path / "plain" / "result.json").read_text())["study"]
     assert not {"patient_name", "patient_id", "patient_birth_date"} & set(study)
 
+
+def test_analyze_with_include_identifiers_shows_them(identified_scan, tmp_path):
+    """The positive control: the search above finds identifiers when they are there."""
     shown = _analyze(identified_scan, tmp_path / "named", "--include-identifiers")
     assert shown.returncode == 0, shown.stderr
     study = json.loads((tmp_path / "named" / "result.json").read_text())["study"]

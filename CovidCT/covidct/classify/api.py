@@ -18,7 +18,7 @@ from ..progress import silent
 from ..volume import CTVolume
 from . import pooling
 from .cam import cam_volume
-from .input_normalisation import (MIN_LUNG_PIXELS, crop_and_resize, lung_slices, standardise_histogram,
+from .input_normalisation import (MIN_LUNG_PIXELS, crop_and_resize, lung_slices, standardise,
                                   volume_lung_box)
 from .network import build_network
 
@@ -62,6 +62,7 @@ class Classifier:
         self.size_px = int(cfg.get("input_size_px", 128))
         self.threshold = float(entry.get("threshold", DEFAULT_THRESHOLD))
         self.pooling = entry.get("pooling", DEFAULT_POOLING)
+        self.standardisation = cfg.get("standardisation", "equalise")
         self.info = {"name": entry.get("name", MODEL_KEY), "version": entry.get("version", ""),
                      "sha256": entry.get("sha256", "")}
 
@@ -75,7 +76,8 @@ class Classifier:
             for start in range(0, len(unit_slices), batch_size):
                 if cancel is not None:
                     cancel.check("classification")
-                chunk = np.stack([standardise_histogram(s) for s in unit_slices[start:start + batch_size]])
+                chunk = np.stack([standardise(s, self.standardisation)
+                                  for s in unit_slices[start:start + batch_size]])
                 x = torch.from_numpy(chunk[:, None].astype(np.float32)).to(self.device)
                 logits, cam = self.model.forward_with_cam(x)
                 probs.append(torch.softmax(logits.float(), 1)[:, 1].cpu().numpy())

@@ -122,6 +122,18 @@ def standardise_histogram(unit: np.ndarray) -> np.ndarray:
     return (ranks / float(flat.size)).reshape(np.shape(unit))
 
 
+STANDARDISATIONS = ("equalise", "none")
+
+
+def standardise(unit: np.ndarray, method: str = "equalise") -> np.ndarray:
+    """Step 4 by name: ``equalise`` (default, shipped) or ``none`` (lung window only; ablation)."""
+    if method == "equalise":
+        return standardise_histogram(unit)
+    if method == "none":
+        return np.asarray(unit, dtype=np.float32)
+    raise ValueError(f"Unknown standardisation '{method}'; use one of {', '.join(STANDARDISATIONS)}.")
+
+
 def normalise_slice(image: np.ndarray, is_hounsfield: bool, lung_mask_2d=None,
                     size_px: int = INPUT_SIZE_PX) -> tuple:
     """The full normalisation: returns (float32 ``size_px``² image in [0, 1], crop box)."""

@@ -34,14 +34,15 @@ def _load_run_model(run_dir: Path, cfg: dict):
 
 
 def choose_pooling(scans: dict) -> tuple:
-    """(method, margins) from held-out HU scans' pooled scores; top_k_mean if undecidable."""
+    """(method, margins) from HU scans' pooled scores; top_k_mean if none separates them."""
     covid = [s for s in scans if s == "P001"]
     others = [s for s in scans if s != "P001"]
     if not covid or not others:
         return "top_k_mean", {}
     margins = {m: scans[covid[0]]["pooled"][m] - max(scans[o]["pooled"][m] for o in others)
                for m in pooling.POOLING_FUNCTIONS}
-    return max(margins, key=margins.get), margins
+    best = max(margins, key=margins.get)
+    return (best if margins[best] > 0 else "top_k_mean"), margins  # none separates: keep the default
 
 
 def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
@@ -54,7 +55,12 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
     cfg = run["config"]
     model = _load_run_model(run_dir, cfg)
     splits = make_splits(cache, cfg)
-    final = evaluate_splits(model, cache, splits, "cpu", n_boot=2000)
+    # Score every HU scan as a whole scan, trained on or not (``in_sample`` says which).
+    all_scans = make_splits(cache, dict(cfg, train=dict(cfg["train"], hu_scans=[])))
+    splits.update({k: v for k, v in all_scans.items() if k.startswith("hu:")})
+    in_sample = sorted(cfg["train"].get("hu_scans", []))
+    final = evaluate_splits(model, cache, splits, "cpu", n_boot=2000,
+                            standardisation=cfg.get("standardisation", "equalise"))
     method, margins = choose_pooling(final["scans"])
     raw = final.get("raw", {})
     labels = np.concatenate([raw[k]["labels"] for k in raw]) if raw else np.zeros(0)
@@ -75,7 +81,7 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
     scan_results = {}
     for scan, v in final["scans"].items():
         p = v["pooled"][method]
-        scan_results[scan] = {"pooled_probability": p,
+        scan_results[scan] = {"pooled_probability": p, "in_sample": scan in in_sample,
                               "decision": "COVID-19" if p >= threshold else "non-COVID"}
     weights_dir.mkdir(parents=True, exist_ok=True)
     target = weights_dir / f"{key}.pt"
@@ -87,9 +93,10 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
         "name": key, "file": target.name, "sha256": sha256_of(target), "version": cfg["version"],
         "architecture": "GARCD diagnosis net (conv, 4 residual blocks 3/3/4/4 convs, 2 convs, "
                         "3 per-position FC layers, mean-pooled logits = CAM)",
-        "config": {"network": build_network(cfg["network"]).config, "input_size_px": cfg["input_size_px"]},
+        "config": {"network": build_network(cfg["network"]).config, "input_size_px": cfg["input_size_px"],
+                   "standardisation": cfg.get("standardisation", "equalise")},
         "training_config": cfg, "classes": ["non-COVID", "COVID-19"],
-        "pooling": method, "pooling_margins_hu": margins,
+        "pooling": method, "pooling_margins_hu": margins, "hu_scans_in_training": in_sample,
         "threshold": threshold, "threshold_from": threshold_from if threshold_from in thresholds else "validation_2d",
         "threshold_candidates": thresholds,
         "metrics": {"slice": slice_metrics, "scans": scan_results},

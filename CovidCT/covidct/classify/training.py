@@ -24,7 +24,7 @@ import numpy as np
 
 from . import metrics, pooling
 from .augment import augment_slice
-from .input_normalisation import standardise_histogram
+from .input_normalisation import standardise
 from .network import build_network, count_parameters
 
 DEFAULT_TRAINING = {
@@ -47,6 +47,7 @@ DEFAULT_TRAINING = {
     "eval_every": 250,
     "max_minutes": 20,
     "source_weights": None,
+    "standardisation": "equalise",
 }
 
 
@@ -120,7 +121,7 @@ def _batch_sampler(cache: dict, train_idx: np.ndarray, rng, source_weights: dict
 
 
 def predict_unit_slices(model, unit_slices: np.ndarray, device="cpu", batch_size: int = 64,
-                        with_cam: bool = False):
+                        with_cam: bool = False, standardisation: str = "equalise"):
     """COVID-19 probabilities for cropped unit slices (equalised here); optional CAMs."""
     import torch
 
@@ -128,7 +129,7 @@ def predict_unit_slices(model, unit_slices: np.ndarray, device="cpu", batch_size
     probs, cams = [], []
     with torch.no_grad():
         for start in range(0, len(unit_slices), batch_size):
-            chunk = np.stack([standardise_histogram(s) for s in unit_slices[start:start + batch_size]])
+            chunk = np.stack([standardise(s, standardisation) for s in unit_slices[start:start + batch_size]])
             x = torch.from_numpy(chunk[:, None].astype(np.float32)).to(device)
             logits, cam = model.forward_with_cam(x)
             probs.append(torch.softmax(logits, 1)[:, 1].float().cpu().numpy())
@@ -140,7 +141,8 @@ def predict_unit_slices(model, unit_slices: np.ndarray, device="cpu", batch_size
     return p
 
 
-def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int = 1000) -> dict:
+def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int = 1000,
+                    standardisation: str = "equalise") -> dict:
     """Slice-level metrics per held-out set; scan-level pooling for held-out HU scans."""
     images = cache["images"]
     out = {"slice": {}, "scans": {}}
@@ -148,7 +150,8 @@ def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int 
     for name, idx in splits.items():
         if name == "train" or idx.size == 0:
             continue
-        p = predict_unit_slices(model, images[idx].astype(np.float32), device)
+        p = predict_unit_slices(model, images[idx].astype(np.float32), device,
+                                standardisation=standardisation)
         scores_by_set[name] = (idx, p)
         if name.startswith("hu:"):
             scan = name[3:]
@@ -202,8 +205,8 @@ def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
     for step in range(1, steps + 1):
         model.train()
         idx = draw(cfg["batch_size"])
-        batch = np.stack([standardise_histogram(augment_slice(images[i].astype(np.float32), rng, cfg["augment"]))
-                          for i in idx])
+        batch = np.stack([standardise(augment_slice(images[i].astype(np.float32), rng, cfg["augment"]),
+                                      cfg.get("standardisation", "equalise")) for i in idx])
         x = torch.from_numpy(batch[:, None]).to(cfg["device"])
         y = torch.from_numpy(labels[idx].astype(np.int64)).to(cfg["device"])
         loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -214,7 +217,8 @@ def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
         running.append(float(loss.detach()))
         minutes = (time.time() - start) / 60
         if step % cfg["eval_every"] == 0 or step == steps or minutes > cfg["max_minutes"]:
-            quick = evaluate_splits(model, cache, splits, cfg["device"], n_boot=0)
+            quick = evaluate_splits(model, cache, splits, cfg["device"], n_boot=0,
+                                    standardisation=cfg.get("standardisation", "equalise"))
             entry = {"step": step, "minutes": round(minutes, 2), "loss": float(np.mean(running)),
                      "auc": {k: round(v["auc"], 4) for k, v in quick["slice"].items()},
                      "pooled": {s: round(v["pooled"]["top_k_mean"], 4) for s, v in quick["scans"].items()}}
@@ -224,7 +228,7 @@ def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
             if minutes > cfg["max_minutes"]:
                 log(f"stopping at step {step}: time limit {cfg['max_minutes']} min")
                 break
-    final = evaluate_splits(model, cache, splits, cfg["device"])
+    final = evaluate_splits(model, cache, splits, cfg["device"], standardisation=cfg.get("standardisation", "equalise"))
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     torch.save(state, out_dir / "model.pt")
     report = {"config": cfg, "history": history, "final": final, "steps_done": step,

@@ -32,12 +32,14 @@ def register(subparsers) -> None:
 
     t = subparsers.add_parser(
         "train-enhancer", help="train the enhancer (reproduces the shipped weights from a config)",
-        description="Stages: fidelity (x4, L1), x2 (x2, L1, from the x4 trunk), features (self-supervised CT "
-                    "feature encoder), gan (feature + 1e-3 adversarial). Writes weights/ and manifests.")
+        description="Stages: fidelity (x4, L1), x2 (x2, L1, from the x4 trunk), refine (more x4 L1 steps), "
+                    "features (self-supervised CT feature encoder), gan (feature + 1e-3 adversarial). "
+                    "Writes weights/ and manifests.")
     t.add_argument("--config", default=str(_repo_root() / "configs" / "enhancer_cpu.json"),
                    help="training config (default: configs/enhancer_cpu.json)")
-    t.add_argument("--stage", action="append", choices=("fidelity", "x2", "features", "gan"),
-                   help="run only these stages (repeatable; default: all, in the order fidelity, x2, features, gan)")
+    t.add_argument("--stage", action="append", choices=("fidelity", "x2", "refine", "features", "gan"),
+                   help="run only these stages (repeatable; default: all, in the order fidelity, x2, refine, "
+                        "features, gan)")
     t.add_argument("--data", default=None, help="shared data folder (default: ../shared/data from the repository)")
     t.add_argument("--work-dir", default=None, help="checkpoints (default: /tmp/covidct_enhancer_work/NAME)")
     t.add_argument("--weights-dir", default=None, help="where to export the weights (default: the weights folder)")

@@ -1,11 +1,14 @@
 """``covidct train-enhancer``: the recipe that reproduces the shipped enhancer weights.
 
-Four stages, each resumable from the previous stage's checkpoint in the work folder:
+Five stages, run in this order, each resumable from the previous stage's checkpoint in
+the work folder:
 
 1. ``fidelity`` - SRResNet x4 with the pixel (L1) loss, the paper's warm-up;
-2. ``features`` - the self-supervised CT feature encoder for the feature loss;
-3. ``gan``      - fine-tune the x4 generator with feature loss + 1e-3 adversarial loss;
-4. ``x2``       - the x2 generator, initialised from the x4 fidelity trunk, L1 loss.
+2. ``x2``       - the x2 generator, initialised from the x4 fidelity trunk, L1 loss;
+3. ``refine``   - more L1 steps for the x4 fidelity model, with fewer extra degradations
+   (optional: only when the config has a ``refine`` section);
+4. ``features`` - the self-supervised CT feature encoder for the feature loss;
+5. ``gan``      - fine-tune the (refined) x4 generator with feature loss + 1e-3 adversarial loss.
 
 Adam (0.9, 0.999), learning rate halved at fixed fractions of the steps.  Training is
 deterministic for a given config on one CPU thread (seeded numpy and torch).
@@ -31,7 +34,8 @@ from .generator import bicubic_upsample, build_generator
 from .losses import FeatureLoss, discriminator_loss, generator_adversarial_loss, pixel_loss
 from .weights_io import write_generator_weights
 
-STAGES = ("fidelity", "features", "gan", "x2")
+STAGES = ("fidelity", "x2", "refine", "features", "gan")
+_BATCH_SEED_OFFSETS = {"fidelity": 100, "x2": 103, "refine": 104}  # fixed: the shipped weights used these
 
 
 def load_config(path) -> dict:
@@ -187,14 +191,14 @@ class Trainer:
     # -- stages ----------------------------------------------------------------------
     def _sr_loop(self, generator, cfg: dict, scale: int, stage: str, patch_hr: int,
                  init_lr_cfg: dict) -> dict:
-        rng = np.random.default_rng(self.config.get("seed", 0) + 100 + STAGES.index(stage))
+        degradation_cfg = {**self.config.get("degradation", {}), **cfg.get("degradation", {})}
+        rng = np.random.default_rng(self.config.get("seed", 0) + _BATCH_SEED_OFFSETS[stage])
         optimizer = torch.optim.Adam(generator.parameters(), lr=cfg["lr"], betas=(0.9, 0.999))
         generator.train()
         steps, start, running = int(cfg["steps"]), time.time(), None
         for step in range(steps):
             _set_lr(optimizer, _lr_at(step, steps, init_lr_cfg))
-            low, high = make_sr_batch(self.patches(), cfg["batch"], scale, rng,
-                                      self.config.get("degradation", {}), patch_hr)
+            low, high = make_sr_batch(self.patches(), cfg["batch"], scale, rng, degradation_cfg, patch_hr)
             loss = pixel_loss(generator(low.to(self.device)), high.to(self.device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -219,6 +223,22 @@ class Trainer:
         summary = self._sr_loop(generator, cfg, 4, "fidelity", self.config["data"]["patch_hr"], cfg)
         self._save("generator_x4_fidelity", generator)
         self._export("enhancer_x4_fidelity", generator, gen_config, "fidelity", summary)
+        return summary
+
+    def _x4_fidelity_checkpoint(self) -> str:
+        return "generator_x4_refined" if self.config.get("refine") else "generator_x4_fidelity"
+
+    def train_refine(self) -> dict:
+        cfg = self.config.get("refine")
+        if not cfg:
+            return {"skipped": "no refine section in the config"}
+        self._seed(5)
+        gen_config = {**self.config["generator"], "scale": 4}
+        generator = self._load("generator_x4_fidelity", build_generator(gen_config)).to(self.device)
+        summary = self._sr_loop(generator, cfg, 4, "refine", self.config["data"]["patch_hr"], cfg)
+        self._save("generator_x4_refined", generator)
+        self._export("enhancer_x4_fidelity", generator, gen_config, "fidelity+refine",
+                     {**summary, "fidelity_steps_before_refine": self.config["fidelity"]["steps"]})
         return summary
 
     def train_features(self) -> dict:
@@ -250,7 +270,7 @@ class Trainer:
         cfg = self.config["gan"]
         self._seed(3)
         gen_config = {**self.config["generator"], "scale": 4}
-        generator = self._load("generator_x4_fidelity", build_generator(gen_config)).to(self.device)
+        generator = self._load(self._x4_fidelity_checkpoint(), build_generator(gen_config)).to(self.device)
         encoder = frozen(self._load("feature_encoder", build_feature_encoder(self.config["features"])))
         feature_loss = FeatureLoss(encoder.to(self.device), self.config["features"].get("layers", [1, 2]))
         discriminator = build_discriminator(cfg.get("discriminator", {})).to(self.device)

@@ -26,6 +26,9 @@ MIN_SLICES = 5
 # Relative tolerance on slice spacing before we call the series non-uniform.
 SPACING_TOLERANCE = 0.05
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+HEADER_KEYWORDS = ("SOPClassUID", "SeriesInstanceUID", "Modality", "SeriesDescription",
+                   "ImageOrientationPatient", "ImagePositionPatient", "PixelSpacing", "Rows",
+                   "Columns", "SamplesPerPixel")
 IMAGE_SOP_CLASSES_CT = {"1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"}
 
 
@@ -69,10 +72,14 @@ def _read_headers(folder: Path):
             with warnings.catch_warnings():  # garbage makes pydicom warn on stderr
                 warnings.simplefilter("ignore")
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
+                media_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
+                # pydicom converts values lazily: convert the ones we use now, so a
+                # malformed value is reported here and not as a crash later.
+                for keyword in HEADER_KEYWORDS:
+                    getattr(ds, keyword, None)
         except Exception:  # noqa: BLE001 - any parse failure is "unreadable"
             unreadable.append(path.name)
             continue
-        media_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ""))
         if media_class == MEDIA_STORAGE_DIRECTORY:
             continue  # a DICOMDIR index, not an image
         if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
@@ -132,6 +139,17 @@ def _float_list(value, n: int, what: str, name: str) -> np.ndarray:
     if arr.shape != (n,):
         raise InvalidCTError(f"{name}: {what} is missing or malformed; the image cannot be placed in space.")
     return arr
+
+
+def _int_attribute(ds, keyword: str, name: str, default=None) -> int:
+    value = getattr(ds, keyword, default)
+    try:
+        number = int(value if value not in (None, "") else default)
+    except (TypeError, ValueError):
+        number = -1
+    if number <= 0:
+        raise InvalidCTError(f"{name}: {keyword} is missing or malformed; the image cannot be read.")
+    return number
 
 
 def sort_slices(series):
@@ -220,25 +238,34 @@ def _decode_hu(path: Path) -> np.ndarray:
         raise InvalidCTError(
             f"Cannot decode the pixel data of {path.name} ({type(exc).__name__}: {exc}). "
             "The file may be truncated or use an unsupported compression.") from None
+    try:
+        slope = float(getattr(ds, "RescaleSlope", 1) or 1)
+        intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
+    except Exception:  # noqa: BLE001 - malformed DS values raise several types
+        raise InvalidCTError(
+            f"{path.name}: RescaleSlope/RescaleIntercept is malformed, so its values cannot be "
+            "converted to Hounsfield units.") from None
     if pixels.ndim != 2:
         raise InvalidCTError(
             f"{path.name} is not a single grey-scale slice (pixel array shape {pixels.shape}); "
             "RGB secondary captures and multi-frame objects are not CT slices.")
-    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-    intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
     return pixels.astype(np.float32) * slope + intercept
 
 
 def facts_from_dataset(ds, include_identifiers: bool = False) -> StudyFacts:
     """The report's study facts; no identifying data unless asked for."""
 
+    # Facts are informative only: a malformed value becomes empty, never a failure.
     def text(name):
-        return str(getattr(ds, name, "") or "").strip()
+        try:
+            return str(getattr(ds, name, "") or "").strip()
+        except Exception:  # noqa: BLE001 - pydicom conversion errors have many types
+            return ""
 
     def number(name):
         try:
             return float(getattr(ds, name))
-        except (AttributeError, TypeError, ValueError):
+        except Exception:  # noqa: BLE001
             return None
 
     return StudyFacts(
@@ -286,7 +313,7 @@ def load_dicom_series(folder, series_uid: Optional[str] = None,
     if len(series) < MIN_SLICES:
         raise InvalidCTError(
             f"The series has only {len(series)} image(s); at least {MIN_SLICES} axial slices are needed.")
-    if int(getattr(first, "SamplesPerPixel", 1) or 1) != 1:
+    if _int_attribute(first, "SamplesPerPixel", series[0][0].name, default=1) != 1:
         raise InvalidCTError("The series holds colour images (secondary captures), not CT slices.")
 
     if unreadable:
@@ -302,7 +329,8 @@ def load_dicom_series(folder, series_uid: Optional[str] = None,
     slice_spacing = check_slice_spacing(positions)
     check_no_shear(keyed, normal)
 
-    shapes = {(int(ds.Rows), int(ds.Columns)) for _, _, ds, _ in keyed}
+    shapes = {(_int_attribute(ds, "Rows", path.name), _int_attribute(ds, "Columns", path.name))
+              for _, path, ds, _ in keyed}
     if len(shapes) != 1:
         raise InvalidCTError(f"Slices of the series have different matrix sizes {sorted(shapes)}.")
     pixel_spacing = _float_list(getattr(first, "PixelSpacing", None), 2, "PixelSpacing",

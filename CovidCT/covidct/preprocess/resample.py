@@ -53,6 +53,14 @@ def resample_to_grid(moving: np.ndarray, moving_volume: CTVolume, reference: CTV
     perm = np.array([[0, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=float)
     matrix = perm @ ref_to_moving[:3, :3] @ perm
     offset = perm @ ref_to_moving[:3, 3]
+    # Exact correspondences (same grid, flips, permutations) must not lose border voxels
+    # to rounding: mode="constant" drops a sample 1e-15 voxel outside the input.
+    matrix, offset = _snap_to_integers(matrix), _snap_to_integers(offset)
     return ndimage.affine_transform(np.asarray(moving, dtype=np.float32), matrix, offset=offset,
                                     output_shape=reference.shape, order=order, mode="constant",
                                     cval=fill_value)
+
+
+def _snap_to_integers(values: np.ndarray, tolerance: float = 1e-6) -> np.ndarray:
+    rounded = np.round(values)
+    return np.where(np.abs(values - rounded) < tolerance, rounded, values)

@@ -15,9 +15,10 @@ from ..volume import CTVolume
 from .corads import SIDE_INVOLVED_PERCENT, CoradsSuggestion, suggest_corads
 from .hu_bands import (DEFAULT_BANDS, CONSOLIDATION_RANGE_HU, GGO_RANGE_HU, HUBand, band_percentages,
                        ggo_consolidation_percentages, involved_mask, validate_bands)
-from .lung_volumes import SIDES, lps_coordinate, side_masks, volume_ml
+from .lung_volumes import SIDES, lps_coordinate, side_masks
 from .severity import NONE_BELOW_PERCENT, severity_settings, zone_score
-from .vessels import DEFAULT_VESSEL_FILTER, NO_VESSEL_FILTER, VesselFilter, filtered_involvement
+from .vessels import (DEFAULT_VESSEL_FILTER, NO_VESSEL_FILTER, VesselFilter, filtered_involvement,
+                      lung_depth_mm)
 from .zones import ZONES, zone_masks
 
 __all__ = [
@@ -33,25 +34,16 @@ def _percent(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 0.0
 
 
-def _peripheral_shell(side_mask: np.ndarray, spacing_mm) -> np.ndarray:
+def _peripheral_shell(side_mask: np.ndarray, depth_mm: np.ndarray) -> np.ndarray:
     """Outer third (by depth from the lung surface) of one lung.
 
     Limitation: depth is measured from every lung surface, mediastinal included, so a
     lesion hugging the mediastinum also counts as peripheral.
     """
-    from scipy import ndimage
-
-    from .vessels import _sampling, lung_bounding_box
-
-    shell = np.zeros_like(side_mask)
-    box = lung_bounding_box(side_mask)
-    sub = side_mask[box]
-    if not sub.any():
-        return shell
-    depth = ndimage.distance_transform_edt(np.pad(sub, 1), sampling=_sampling(spacing_mm))[1:-1, 1:-1, 1:-1]
-    max_depth = float(depth[sub].max())
-    shell[box] = sub & (depth <= PERIPHERAL_DEPTH_FRACTION * max_depth)
-    return shell
+    if not side_mask.any():
+        return np.zeros_like(side_mask)
+    max_depth = float(depth_mm[side_mask].max())
+    return side_mask & (depth_mm <= PERIPHERAL_DEPTH_FRACTION * max_depth)
 
 
 def quantify_lungs(volume: CTVolume, lung_mask: np.ndarray, bands=DEFAULT_BANDS,
@@ -75,7 +67,8 @@ def quantify_lungs(volume: CTVolume, lung_mask: np.ndarray, bands=DEFAULT_BANDS,
                              "compute the mask on the same volume.")
     hu = np.asarray(volume.voxels)
     progress(0.05, "quantify: vessels")
-    involved, vessels = filtered_involvement(hu, lung_mask, volume.spacing_mm, bands, vessel_filter)
+    depth_mm = lung_depth_mm(lung_mask, volume.spacing_mm)
+    involved, vessels = filtered_involvement(hu, lung_mask, volume.spacing_mm, bands, vessel_filter, depth_mm)
     unfiltered = involved_mask(hu, bands) & lung_mask
     progress(0.6, "quantify: sides and zones")
     sides = side_masks(lung_mask, volume)
@@ -108,7 +101,7 @@ def quantify_lungs(volume: CTVolume, lung_mask: np.ndarray, bands=DEFAULT_BANDS,
             entry["zones"][zone] = {"volume_ml": n_zone * voxel_ml, "involvement_percent": pct,
                                     "score": score}
         entry["severity_score"] = sum(z["score"] for z in entry["zones"].values())
-        peripheral_involved += int(np.count_nonzero(involved & _peripheral_shell(side_mask, volume.spacing_mm)))
+        peripheral_involved += int(np.count_nonzero(involved & _peripheral_shell(side_mask, depth_mm)))
         result[side] = entry
         progress(0.6 + 0.15 * (1 + SIDES.index(side)), f"quantify: {side} lung")
 

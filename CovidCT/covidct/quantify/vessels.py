@@ -24,7 +24,7 @@ round on anisotropic grids and the cost does not grow with the radius.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -87,12 +87,30 @@ def lung_bounding_box(mask: np.ndarray, margin: int = 2) -> tuple:
                  for ix, size in zip(index, mask.shape))
 
 
+def lung_depth_mm(lung_mask: np.ndarray, spacing_mm) -> np.ndarray:
+    """Distance (mm) of every lung voxel from the lung surface; 0 outside the lungs.
+
+    Computed once and shared by the pleural-shell exclusion and the peripheral measure,
+    because the distance map is the most expensive step of the quantification.
+    """
+    lung_mask = np.asarray(lung_mask, dtype=bool)
+    depth = np.zeros(lung_mask.shape, dtype=np.float32)
+    box = lung_bounding_box(lung_mask)
+    sub = lung_mask[box]
+    if sub.any():
+        padded = np.pad(sub, 1, constant_values=False)
+        depth[box] = ndimage.distance_transform_edt(padded, sampling=_sampling(spacing_mm))[1:-1, 1:-1, 1:-1]
+    return depth
+
+
 def filtered_involvement(hu: np.ndarray, lung_mask: np.ndarray, spacing_mm, bands: Sequence,
-                         settings: VesselFilter = DEFAULT_VESSEL_FILTER) -> tuple:
+                         settings: VesselFilter = DEFAULT_VESSEL_FILTER,
+                         depth_mm: Optional[np.ndarray] = None) -> tuple:
     """``(involved, vessels)``: boolean masks (full shape) of involved lung and of vessels.
 
     With the filter disabled, ``involved`` is simply the lung voxels in the involved
-    bands and ``vessels`` is empty.
+    bands and ``vessels`` is empty.  ``depth_mm`` (from :func:`lung_depth_mm`) may be
+    passed in to save recomputing it.
     """
     lung_mask = np.asarray(lung_mask, dtype=bool)
     involved_full = np.zeros(lung_mask.shape, dtype=bool)
@@ -115,7 +133,10 @@ def filtered_involvement(hu: np.ndarray, lung_mask: np.ndarray, spacing_mm, band
     thin = core & ~open_mm(core, settings.vessel_max_radius_mm, spacing_mm)
     vessels = thin | (lung & (hu_box >= settings.always_vessel_hu))
     excluded = dilate_mm(vessels, settings.rim_mm, spacing_mm)
-    inner = erode_mm(lung, settings.pleural_rim_mm, spacing_mm)
+    if depth_mm is not None:
+        inner = lung & (depth_mm[box] > settings.pleural_rim_mm)
+    else:
+        inner = erode_mm(lung, settings.pleural_rim_mm, spacing_mm)
     candidates = involved_mask(smooth, bands) & inner & ~excluded
     involved = open_mm(candidates, settings.min_opacity_radius_mm, spacing_mm)
     involved_full[box] = involved

@@ -56,6 +56,13 @@ def _heat_on_ct_grid(heat_volume, ct) -> Optional[np.ndarray]:
     return heat / peak if peak > 1.0 else heat
 
 
+def _display_window(study: dict) -> tuple:
+    """Lung window for HU scans; the full 8-bit range for slice-image exports (already windowed)."""
+    from ..preprocess.windowing import LUNG_WINDOW_HU
+
+    return (0.0, 255.0) if str(study.get("source_format", "")).lower() == "image" else LUNG_WINDOW_HU
+
+
 def _key_slices(result: dict, num_slices: int) -> list:
     keys = [int(k) for k in result.get("key_slices") or [] if 0 <= int(k) < num_slices]
     if keys:
@@ -105,14 +112,15 @@ def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
         result["quantification"] = quantify_lungs(ct, mask.voxels > 0)
 
     probability = (result.get("probabilities") or {}).get("covid19")
-    corads = suggest_corads(probability, float(result.get("threshold", 0.5)), result.get("quantification"),
-                            result.get("quality")).to_dict()
+    threshold = result.get("threshold")
+    corads = suggest_corads(probability, 0.5 if threshold is None else float(threshold),
+                            result.get("quantification"), result.get("quality")).to_dict()
 
     keys = _key_slices(result, ct.num_slices)
     scores = {p["index"]: p["covid19"] for p in result.get("per_slice") or [] if p.get("covid19") is not None}
     figures = {
         "key_slices": render_key_slices(ct, keys, f"{stem}_key_slices.png", heat=heat, enhanced=enhanced,
-                                        slice_scores=scores),
+                                        slice_scores=scores, window_hu=_display_window(study)),
         "slice_chart": render_slice_chart(result.get("per_slice") or [], f"{stem}_slice_chart.png",
                                           threshold=result.get("threshold"), key_slices=keys,
                                           involvement_percent=(result.get("quantification") or {}).get(

@@ -199,26 +199,30 @@ def _draw_panel(ax, image: np.ndarray, orientation: DisplayOrientation, title: s
 
 
 def key_slice_images(ct: CTVolume, k: int, heat: Optional[np.ndarray] = None,
-                     enhanced: Optional[CTVolume] = None) -> dict:
+                     enhanced: Optional[CTVolume] = None, window_hu: tuple = LUNG_WINDOW_HU) -> dict:
     """Screen images of slice ``k``: ``original`` (grey), ``enhanced`` (grey or absent) and
-    ``overlay`` (RGB), each with its :class:`DisplayOrientation` under ``<name>_orientation``."""
+    ``overlay`` (RGB), each with its :class:`DisplayOrientation` under ``<name>_orientation``.
+
+    ``window_hu`` is the grey window; pass ``(0, 255)`` for 8-bit slice exports.
+    """
     orientation = DisplayOrientation(ct.direction_lps, ct.spacing_mm)
-    out = {"original": orientation.apply(window_level_grey(ct.voxels[k])),
+    out = {"original": orientation.apply(window_level_grey(ct.voxels[k], window_hu)),
            "original_orientation": orientation,
-           "overlay": orientation.apply(blend_like_slicer(ct.voxels[k], None if heat is None else heat[k])),
+           "overlay": orientation.apply(blend_like_slicer(ct.voxels[k], None if heat is None else heat[k],
+                                                          window_hu=window_hu)),
            "overlay_orientation": orientation}
     if enhanced is not None:
         ke = matching_slice(ct, k, enhanced)
         if ke is not None:
             enh_orientation = DisplayOrientation(enhanced.direction_lps, enhanced.spacing_mm)
-            out["enhanced"] = enh_orientation.apply(window_level_grey(enhanced.voxels[ke]))
+            out["enhanced"] = enh_orientation.apply(window_level_grey(enhanced.voxels[ke], window_hu))
             out["enhanced_orientation"] = enh_orientation
     return out
 
 
 def render_key_slices(ct: CTVolume, key_slices: Sequence[int], output_png, heat: Optional[np.ndarray] = None,
                       enhanced: Optional[CTVolume] = None, slice_scores: Optional[dict] = None,
-                      dpi: int = 150) -> Path:
+                      window_hu: tuple = LUNG_WINDOW_HU, dpi: int = 150) -> Path:
     """One row per key slice: original | enhanced (when there is one) | heatmap overlay."""
     from matplotlib.figure import Figure
 
@@ -229,7 +233,7 @@ def render_key_slices(ct: CTVolume, key_slices: Sequence[int], output_png, heat:
     fig = Figure(figsize=(2.6 * len(columns), 2.7 * len(key_slices)), facecolor="white")
     z_mm = ct.slice_positions_mm()
     for row, k in enumerate(key_slices):
-        images = key_slice_images(ct, k, heat, enhanced)
+        images = key_slice_images(ct, k, heat, enhanced, window_hu)
         score = (slice_scores or {}).get(k)
         for col, name in enumerate(columns):
             ax = fig.add_subplot(len(key_slices), len(columns), row * len(columns) + col + 1)
