@@ -69,11 +69,6 @@ class Expected:
     def ok(self) -> bool:
         return self.exit_code == 0
 
-    def describe(self) -> str:
-        if self.ok:
-            return "success" + (f" (stdout matches `{self.message}`)" if self.message else "")
-        return f"{self.error.__name__}, exit {self.exit_code}: `{self.message}`"
-
 
 @dataclass
 class RunResult:

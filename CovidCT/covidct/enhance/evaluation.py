@@ -159,12 +159,14 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
         out_dir = Path(out_dir)
         from ..io import write_text_atomic
 
-        write_text_atomic(out_dir / "enhancer_evaluation.json", json.dumps(results, indent=2) + "\n")
+        results["outputs"] = [str(out_dir / "enhancer_evaluation.json")]
         if "x4" in examples:
+            results["outputs"].append(str(out_dir / "enhancer_side_by_side_x4.png"))
             index = _example_index(flags, body)
             write_side_by_side(out_dir / "enhancer_side_by_side_x4.png", truth[index], examples["x4"], index,
                                body[index], f"{patient}, slice {int(picks[index])} (x4 area down-sampling)")
-        results["outputs"] = [str(out_dir / "enhancer_evaluation.json"), str(out_dir / "enhancer_side_by_side_x4.png")]
+        write_text_atomic(out_dir / "enhancer_evaluation.json", json.dumps(results, indent=2) + "\n")
+
     return results
 
 
