@@ -31,12 +31,29 @@ AIRWAY_THRESHOLD_HU = -950.0
 MIN_LUNG_COMPONENT_ML = 50.0
 MAX_AIRWAY_ML = 250.0
 HOLE_CLOSING_MM = 4.0
+# In-plane holes up to this area are filled slice by slice (vessels, small nodules and
+# lesions); larger ones only when enclosed in 3D.  Without the limit the dome of the
+# diaphragm, cut where lung surrounds it, would be filled into the lung.
+MAX_SLICE_HOLE_MM2 = 600.0
 
 
 def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     out = np.empty_like(mask)
     for k in range(mask.shape[0]):
         out[k] = ndimage.binary_fill_holes(mask[k])
+    return out
+
+
+def _fill_small_holes_per_slice(mask: np.ndarray, max_pixels: int) -> np.ndarray:
+    out = mask.copy()
+    for k in range(mask.shape[0]):
+        holes = ndimage.binary_fill_holes(mask[k]) & ~mask[k]
+        if not holes.any():
+            continue
+        labels, count = ndimage.label(holes)
+        sizes = np.bincount(labels.ravel())
+        small = np.flatnonzero(sizes <= max_pixels)
+        out[k] |= np.isin(labels, small[small > 0])
     return out
 
 
@@ -165,7 +182,9 @@ def compute_lung_mask(volume: CTVolume) -> np.ndarray:
     yy, xx = np.ogrid[-radius_vox[1]:radius_vox[1] + 1, -radius_vox[0]:radius_vox[0] + 1]
     structure[0] = (yy / radius_vox[1]) ** 2 + (xx / radius_vox[0]) ** 2 <= 1.0
     lungs = ndimage.binary_closing(lungs, structure=structure) & body
-    lungs = _fill_holes_per_slice(lungs) & ~airways
+    max_hole_px = int(MAX_SLICE_HOLE_MM2 / (volume.spacing_mm[0] * volume.spacing_mm[1]))
+    lungs = ndimage.binary_fill_holes(lungs)  # lesions enclosed by lung in 3D
+    lungs = _fill_small_holes_per_slice(lungs, max_hole_px) & ~airways
     # Closing can bridge to small stray air pockets; keep lung-sized components only.
     labels, _ = ndimage.label(lungs)
     keep = _largest_components(labels, 3, min_voxels)
