@@ -248,7 +248,11 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
         with clock.stage("report"):
             from .report import build_report
 
-            build_report(staging, include_identifiers=options.include_identifiers)
+            source = Path(input_path)
+            dicom_dir = source if source.is_dir() else (
+                source.parent if volume.facts.source_format == "DICOM" else None)
+            build_report(staging, include_identifiers=options.include_identifiers,
+                         source_dicom_dir=dicom_dir)
         result["timings_s"] = clock.timings_s
         write_text_atomic(staging / RESULT_NAME, json.dumps(result, indent=2, default=_json_default))
     return result

@@ -93,9 +93,15 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
     result = {"model": clf.info, "threshold": clf.threshold, "pooling": clf.pooling,
               "slice": {}, "scan": {}, "figures": []}
     units, pseudo, sets = _two_d_sets(data_root, cfg, clf.size_px)
+    montage = []
     for name, idx in sets.items():
-        probs, _ = clf.predict([units[i] for i in idx])
+        probs, cams = clf.predict([units[i] for i in idx])
         labels = pseudo["label"][idx]
+        peak = max(1e-6, float(np.maximum(cams, 0).max()))
+        for cls, cls_name in ((1, "COVID"), (0, "non-COVID")):
+            pick = np.flatnonzero(labels == cls)[:6]
+            montage.append((f"{name} {cls_name}", [(_overlay(units[idx[i]], np.maximum(cams[i], 0) / peak),
+                                                    float(probs[i])) for i in pick]))
         result["slice"][name] = metrics.summary(labels, probs, clf.threshold, n_boot)
         result["figures"] += metrics.plot_roc_pr(labels, probs, out_dir / f"slice_{name}", name)
         log(_line(name, result["slice"][name]))
@@ -108,9 +114,14 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         except CovidCTError as exc:
             log(f"skipping {scan}: {exc}")
             continue
-        res = classify_volume(volume, None, classifier=clf, cam_slices=[])
+        res = classify_volume(volume, None, classifier=clf)
         scores = np.array([s["covid19"] if s["covid19"] is not None else np.nan for s in res.per_slice])
         keep = ~np.isnan(scores)
+        from ..preprocess.windowing import lung_window
+
+        picks = np.flatnonzero(keep)[np.linspace(0, keep.sum() - 1, 6).astype(int)]
+        montage.append((f"{scan} ({diagnosis})", [(_overlay(lung_window(volume.voxels[k]), res.heatmap[k]),
+                                                   float(scores[k])) for k in picks]))
         hu_scores.append(scores[keep])
         hu_infection.append(infection[keep])
         hu_covid.append(np.full(keep.sum(), diagnosis == "COVID-19"))
@@ -136,6 +147,8 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         result["figures"] += metrics.plot_roc_pr(np.array(scan_labels), np.array(scan_probs),
                                                  out_dir / "scan_hu", "HU scans")
         log(f"scan level (n={len(scan_labels)}): " + _line("hu_scans", result["scan"]["_all"]))
+    if montage:
+        result["figures"].append(save_cam_montage(montage, out_dir / "cam_montage.png"))
     if degraded_scale:
         try:
             result["degraded_vs_enhanced"] = degraded_vs_enhanced(data_root, clf, device, degraded_scale,
@@ -148,6 +161,39 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8")
     log(f"wrote {out_dir / 'metrics.json'} and {len(result['figures'])} figures")
     return result
+
+
+def _overlay(grey: np.ndarray, heat: np.ndarray, size_px: int = 128) -> np.ndarray:
+    """RGB tile: grey slice with the heatmap in red (both resized to ``size_px``)."""
+    from .input_normalisation import resize
+
+    g = np.clip(resize(grey, size_px), 0, 1) * 0.75
+    h = np.clip(resize(heat, size_px), 0, 1)
+    return np.stack([np.clip(g + h, 0, 1), g, g], axis=-1)
+
+
+def save_cam_montage(rows: list, path) -> str:
+    """Rows of (label, [RGB tiles]) -> one PNG, to check the CAMs sit on lung, not borders or text."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = max(len(tiles) for _, tiles in rows)
+    fig, axes = plt.subplots(len(rows), width, figsize=(1.6 * width, 1.7 * len(rows)), squeeze=False)
+    for r, (label, tiles) in enumerate(rows):
+        for c in range(width):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(tiles):
+                ax.imshow(tiles[c][0])
+                ax.set_title(f"{tiles[c][1]:.2f}", fontsize=7)
+        axes[r][0].text(-10, 64, label, fontsize=7, ha="right", va="center")
+    fig.suptitle("CAM (red) and p(COVID-19); volume/set-normalised", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return str(path)
 
 
 def _line(name: str, m: dict) -> str:
