@@ -60,3 +60,18 @@ def test_corrupt_weights_are_refused(tmp_path):
     (tmp_path / "classifier.json").write_text(json.dumps({"file": "classifier.pt", "sha256": "0" * 64}))
     with pytest.raises(WeightsError, match="sha256"):
         load_classifier("cpu", directory=tmp_path)
+
+
+def test_shipped_weights_load_and_score_a_png(tmp_path):
+    from PIL import Image
+
+    from covidct.classify import classify_images
+
+    clf = load_classifier("cpu")                        # verifies the shipped sha256
+    assert clf.info["sha256"] and 0.0 < clf.threshold < 1.0
+    rng = np.random.default_rng(0)
+    path = tmp_path / "slice.png"
+    Image.fromarray((rng.random((96, 96)) * 255).astype(np.uint8)).save(path)
+    (result,) = classify_images([path], device="cpu")
+    assert 0.0 <= result["covid19"] <= 1.0
+    assert result["decision"] in ("COVID-19", "non-COVID")
