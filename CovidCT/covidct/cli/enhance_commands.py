@@ -56,6 +56,8 @@ def register(subparsers) -> None:
     e.add_argument("--conditions", nargs="+", default=["x2", "x4", "x4_realistic"],
                    choices=("x2", "x4", "x4_realistic"))
     e.add_argument("--models", nargs="+", default=["fidelity", "gan"], choices=("fidelity", "gan"))
+    e.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="generator arithmetic (auto: bf16 where the hardware has it; compare with fp32)")
     e.add_argument("--out", default="enhancer_evaluation", help="output folder for JSON and PNG")
     e.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped weights)")
     e.add_argument("--no-lesion-check", action="store_true",
@@ -147,7 +149,7 @@ def run_evaluate(args) -> int:
     results = evaluate(data_dir=args.data, patient=args.patient, conditions=tuple(args.conditions),
                        models=tuple(args.models), slice_step=args.slice_step, out_dir=args.out,
                        device=args.device, weights_dir=args.weights_dir, log=log,
-                       lesion_check=not args.no_lesion_check)
+                       lesion_check=not args.no_lesion_check, precision=args.precision)
     if args.update_manifests:
         for (condition, model_key_part) in (("x4", "x4"), ("x2", "x2")):
             if condition not in results["conditions"]:

@@ -92,7 +92,7 @@ def infection_flags(data_dir: Path, patient: str, positions_mm: np.ndarray) -> O
 
 def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_realistic"),
              models=("fidelity", "gan"), slice_step: int = 4, out_dir=None, device: str = "auto",
-             weights_dir=None, log=print, lesion_check: bool = True) -> dict:
+             weights_dir=None, log=print, lesion_check: bool = True, precision: str = "auto") -> dict:
     from ..io import load_ct
 
     data_dir = Path(data_dir) if data_dir else default_data_dir()
@@ -126,7 +126,7 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
             used_keys.add(MODEL_KEYS[(spec.scale, model)])
             started = time.time()
             enhanced, info = enhance_volume(low_volume, scale=spec.scale, model=model, device=device,
-                                            weights_dir=weights_dir)
+                                            weights_dir=weights_dir, precision=precision)
             estimates[f"enhancer_{model}"] = lung_window(enhanced.voxels.astype(np.float32))
             estimates_hu[f"enhancer_{model}"] = enhanced.voxels.astype(np.float32)
             infos[f"enhancer_{model}"] = {"model_key": info["model_key"], "sha256": info["sha256"],

@@ -77,6 +77,25 @@ class SRResNet(nn.Module):
         return out
 
 
+def fold_batch_norm(generator: SRResNet) -> SRResNet:
+    """Inference copy with every BatchNorm folded into the convolution before it.
+
+    Same outputs in eval mode (to float rounding), a third fewer kernels per block:
+    BatchNorm is a per-channel affine map once its statistics are frozen.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(generator).eval()
+    for sequential in [block.body for block in folded.trunk] + [folded.trunk_tail]:
+        for index, layer in enumerate(list(sequential)):
+            if isinstance(layer, nn.BatchNorm2d) and isinstance(sequential[index - 1], nn.Conv2d):
+                sequential[index - 1] = fuse_conv_bn_eval(sequential[index - 1], layer)
+                sequential[index] = nn.Identity()
+    return folded
+
+
 def bicubic_upsample(low: torch.Tensor, scale: int) -> torch.Tensor:
     """Bicubic (a = -0.75, as OpenCV) with pixel-centre alignment, the baseline and the base."""
     return F.interpolate(low, scale_factor=scale, mode="bicubic", align_corners=False)
