@@ -73,7 +73,7 @@ def test_shipped_x4_model_beats_bicubic_on_a_real_slice(shared_data):
     import torch
     import torch.nn.functional as F
 
-    from covidct.enhance.body_mask import body_mask_slice
+    from covidct.preprocess.body_mask import body_mask_slice
     from covidct.enhance.degradation import area_downsample
     from covidct.enhance.evaluation import psnr
     from covidct.io import load_ct

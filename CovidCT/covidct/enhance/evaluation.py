@@ -21,7 +21,7 @@ import numpy as np
 from ..preprocess.windowing import lung_window
 from ..volume import CTVolume
 from . import degradation as deg
-from .body_mask import body_mask
+from ..preprocess.body_mask import body_mask_per_slice as body_mask
 from .data import HU_SERIES_FOLDER, default_data_dir
 from .inference import MODEL_KEYS, enhance_volume
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..preprocess.windowing import lung_window
 from ..volume import CTVolume
-from .body_mask import body_mask_slice
+from ..preprocess.body_mask import body_mask_slice
 from .degradation import area_downsample
 from .inference import TARGET_MATRIX, choose_scale
 

@@ -24,8 +24,8 @@ from scipy import ndimage
 
 from ..errors import InvalidCTError
 from ..volume import CTVolume
+from .body_mask import body_mask
 
-BODY_THRESHOLD_HU = -500.0
 AIR_THRESHOLD_HU = -400.0
 AIRWAY_THRESHOLD_HU = -950.0
 MIN_LUNG_COMPONENT_ML = 50.0
@@ -35,13 +35,6 @@ HOLE_CLOSING_MM = 4.0
 # lesions); larger ones only when enclosed in 3D.  Without the limit the dome of the
 # diaphragm, cut where lung surrounds it, would be filled into the lung.
 MAX_SLICE_HOLE_MM2 = 600.0
-
-
-def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    out = np.empty_like(mask)
-    for k in range(mask.shape[0]):
-        out[k] = ndimage.binary_fill_holes(mask[k])
-    return out
 
 
 def _fill_small_holes_per_slice(mask: np.ndarray, max_pixels: int) -> np.ndarray:
@@ -62,16 +55,6 @@ def _largest_components(labels: np.ndarray, count: int, min_voxels: int) -> list
     sizes[0] = 0
     order = np.argsort(sizes)[::-1]
     return [int(lab) for lab in order[:count] if sizes[lab] >= min_voxels]
-
-
-def body_mask(hu: np.ndarray) -> np.ndarray:
-    """The patient's body: largest dense object, holes (lungs) filled per slice."""
-    dense = hu > BODY_THRESHOLD_HU
-    labels, count = ndimage.label(dense)
-    if count == 0:
-        return np.zeros_like(dense)
-    keep = _largest_components(labels, 1, 1)
-    return _fill_holes_per_slice(labels == keep[0])
 
 
 def _outside_air(candidates: np.ndarray) -> np.ndarray:
