@@ -10,7 +10,6 @@ looks complete.  The input is never modified.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -26,6 +25,7 @@ import numpy as np
 from . import __version__
 from .errors import DeviceError, OutputError
 from .io import load_ct, save_volume, write_text_atomic
+from .json_encoding import to_json_text
 from .progress import CancelToken, ProgressCallback, silent, sub_progress
 from .validation import validate_ct_volume
 from .volume import CTVolume
@@ -243,7 +243,7 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
         "warnings": list(options.warnings),
         "timings_s": clock.timings_s,
     }
-    write_text_atomic(staging / RESULT_NAME, json.dumps(result, indent=2, default=_json_default))
+    write_text_atomic(staging / RESULT_NAME, to_json_text(result))
     if options.report:
         with clock.stage("report"):
             from .report import build_report
@@ -254,13 +254,5 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
             build_report(staging, include_identifiers=options.include_identifiers,
                          source_dicom_dir=dicom_dir)
         result["timings_s"] = clock.timings_s
-        write_text_atomic(staging / RESULT_NAME, json.dumps(result, indent=2, default=_json_default))
+        write_text_atomic(staging / RESULT_NAME, to_json_text(result))
     return result
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from .. import progress as progress_mod
 from ..devices import DEVICE_CHOICES
+from ..json_encoding import to_json_text
 
 
 def add_device_argument(parser) -> None:
@@ -32,15 +32,4 @@ def progress_from_args(args):
 
 
 def print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2, default=_json_default)
-    sys.stdout.write("\n")
-
-
-def _json_default(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    sys.stdout.write(to_json_text(data) + "\n")
