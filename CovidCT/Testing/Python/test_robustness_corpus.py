@@ -56,7 +56,7 @@ def assert_outcome(case, prepared, result: RunResult) -> None:
     assert re.search(expected.message, result.stderr, re.S), where
 
 
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", list(_params()))
 def test_corpus_case(case, tmp_path):
     prepared = case.build(tmp_path)
     if prepared.skip:
