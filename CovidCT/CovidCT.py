@@ -9,6 +9,7 @@ responsive and Cancel stops everything at once.
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -120,6 +121,7 @@ class CovidCTParameterNode:
     scoreTable: vtkMRMLTableNode
     resultSummary: str = ""
     keySlices: str = ""  # comma-separated slice indices, most suspicious first
+    reportPath: str = ""  # report.pdf written by the last analysis (in Slicer's temporary folder)
     currentSlice: int = -1
 
 
@@ -161,6 +163,7 @@ class CovidCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.nextSliceButton.connect("clicked(bool)", lambda: self.onStepKeySlice(+1))
         self.ui.previousSliceButton.connect("clicked(bool)", lambda: self.onStepKeySlice(-1))
         self.ui.compareLayoutButton.connect("clicked(bool)", self.onShowCompare)
+        self.ui.saveReportButton.connect("clicked(bool)", self.onSaveReport)
         self.ui.progressBar.hide()
 
         self.initializeParameterNode()
@@ -231,6 +234,7 @@ class CovidCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for button in (self.ui.mostSuspiciousButton, self.ui.nextSliceButton, self.ui.previousSliceButton):
             button.enabled = hasResults and bool(parameters.keySlices)
         self.ui.compareLayoutButton.enabled = hasResults
+        self.ui.saveReportButton.enabled = hasResults and bool(parameters.reportPath)
         self.ui.heatmapToggleButton.enabled = hasResults
         wasBlocked = self.ui.heatmapToggleButton.blockSignals(True)
         self.ui.heatmapToggleButton.checked = parameters.heatmapVisible
@@ -321,6 +325,14 @@ class CovidCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onShowCompare(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Cannot show the comparison."), waitCursor=True):
             self.logic.showCompare(self._parameterNode)
+
+    def onSaveReport(self) -> None:
+        destination = qt.QFileDialog.getSaveFileName(
+            slicer.util.mainWindow(), _("Save the CovidCT report"), "CovidCT-report.pdf", "PDF (*.pdf)")
+        if not destination:
+            return
+        with slicer.util.tryWithErrorDisplay(_("The report could not be saved."), waitCursor=True):
+            self.logic.saveReport(self._parameterNode, destination)
 
     def onMostSuspiciousSlice(self) -> None:
         keys = self.logic.keySlices(self._parameterNode)
@@ -436,6 +448,18 @@ class CovidCTLogic(ScriptedLoadableModuleLogic):
         parameters.keySlices = ",".join(str(k) for k in keys)
         parameters.resultSummary = result.summary_text()
         parameters.currentSlice = -1
+        report = result.out_dir / "report.pdf"
+        parameters.reportPath = str(report) if report.exists() else ""
+
+    @staticmethod
+    def saveReport(parameters, destination) -> Path:
+        """Copy the last analysis's PDF report to ``destination`` (a path the user chose)."""
+        source = Path(parameters.reportPath) if parameters.reportPath else None
+        if source is None or not source.exists():
+            raise ValueError(_("No report is available: run the analysis first."))
+        destination = Path(destination)
+        shutil.copyfile(source, destination)
+        return destination
 
     @staticmethod
     def keySlices(parameters) -> list:

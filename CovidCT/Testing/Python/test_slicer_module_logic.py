@@ -192,3 +192,17 @@ def test_display_settings_and_jump_follow_the_parameter_node(module, tmp_path, m
     expected_z = phantom.ijk_to_ras()[2, 3] + 7 * phantom.spacing_mm[2]
     assert [logic_.GetSliceOffset() for logic_ in setup.slice_logics.values()] == \
         pytest.approx([expected_z, expected_z])
+
+
+def test_save_report_copies_the_last_pdf(module, tmp_path):
+    covidct_module, _ = module
+    logic = covidct_module.CovidCTLogic()
+    parameters = logic.getParameterNode()
+    parameters.reportPath = ""
+    with pytest.raises(ValueError, match="run the analysis first"):
+        logic.saveReport(parameters, tmp_path / "copy.pdf")
+    report = tmp_path / "report.pdf"
+    report.write_bytes(b"%PDF-1.4 test")
+    parameters.reportPath = str(report)
+    saved = logic.saveReport(parameters, tmp_path / "copy.pdf")
+    assert saved.read_bytes() == b"%PDF-1.4 test"
