@@ -37,6 +37,8 @@ def test_result_json_contract(sample_result):
     p = on_disk["probabilities"]
     assert 0.0 <= p["covid19"] <= 1.0 and p["covid19"] + p["non_covid"] == pytest.approx(1.0, abs=1e-4)
     assert 0.0 < on_disk["threshold"] < 1.0
+    assert 0.0 < on_disk["operating_point"]["sensitivity"] <= 1.0
+    assert 0.0 < on_disk["operating_point"]["specificity"] <= 1.0
     per_slice = on_disk["per_slice"]
     assert [s["index"] for s in per_slice] == list(range(148))
     assert all(set(s) >= {"index", "z_mm", "covid19", "in_lung"} for s in per_slice)

@@ -51,6 +51,16 @@ class ScanClassification:
         }
 
 
+def operating_point(entry: dict) -> dict:
+    """Sensitivity/specificity the manifest records at its threshold, and where they come from."""
+    source = entry.get("threshold_from", "")
+    chosen = (entry.get("threshold_candidates") or {}).get(source) or {}
+    point = {k: chosen[k] for k in ("sensitivity", "specificity", "ppv", "npv") if k in chosen}
+    if point:
+        point["measured_on"] = ", ".join(chosen.get("sets", [])) or source
+    return point
+
+
 class Classifier:
     """The network plus what the manifest says about using it (size, pooling, threshold)."""
 
@@ -64,7 +74,7 @@ class Classifier:
         self.pooling = entry.get("pooling", DEFAULT_POOLING)
         self.standardisation = cfg.get("standardisation", "equalise")
         self.info = {"name": entry.get("name", MODEL_KEY), "version": entry.get("version", ""),
-                     "sha256": entry.get("sha256", "")}
+                     "sha256": entry.get("sha256", ""), "operating_point": operating_point(entry)}
 
     def predict(self, unit_slices: list, batch_size: int = 32, cancel=None, progress=silent) -> tuple:
         """(COVID-19 probabilities, CAMs) for cropped unit slices."""
