@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from .common import add_device_argument, add_json_argument, print_json
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
                                           "weights/classifier.pt and its manifest.")
     p.add_argument("--config", default=str(REPO_ROOT / "configs" / "classifier_cpu.json"))
     p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
-    p.add_argument("--cache", default="/tmp/covidct_classifier_cache/slices128.npz",
+    p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "covidct_classifier_cache" / "slices128.npz"),
                    help="pre-processed slice cache (built when missing)")
     p.add_argument("--run-dir", default="runs/classifier", help="where model.pt and run.json go")
     p.add_argument("--ship", action="store_true", help="write the weights and manifest into the weights folder")

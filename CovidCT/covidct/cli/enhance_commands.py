@@ -41,7 +41,7 @@ def register(subparsers) -> None:
                    help="run only these stages (repeatable; default: all, in the order fidelity, x2, refine, "
                         "features, gan)")
     t.add_argument("--data", default=None, help="shared data folder (default: ../shared/data from the repository)")
-    t.add_argument("--work-dir", default=None, help="checkpoints (default: /tmp/covidct_enhancer_work/NAME)")
+    t.add_argument("--work-dir", default=None, help="checkpoints (default: <temporary folder>/covidct_enhancer_work/NAME)")
     t.add_argument("--weights-dir", default=None, help="where to export the weights (default: the weights folder)")
     add_device_argument(t)
     t.set_defaults(handler=run_train)

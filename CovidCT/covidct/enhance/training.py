@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -119,7 +120,7 @@ class Trainer:
                  log: Callable[[str], None] = print, device: str = "cpu"):
         self.config = config
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.work_dir = Path(work_dir or f"/tmp/covidct_enhancer_work/{config.get('name', 'enhancer')}")
+        self.work_dir = Path(work_dir or Path(tempfile.gettempdir()) / "covidct_enhancer_work" / config.get("name", "enhancer"))
         self.weights_dir = Path(weights_dir) if weights_dir else None
         self.log = log
         self.device = torch.device(device)
