@@ -129,3 +129,14 @@ def test_input_files_unchanged(tmp_path):
     before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
     load_ct(tmp_path / "s")
     assert before == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def test_image_without_series_uid_is_not_dropped_silently(tmp_path):
+    import pydicom
+
+    paths = factory.write_series(tmp_path / "s", shuffle_names=False)
+    ds = pydicom.dcmread(paths[0])  # the first slice: losing it would shift nothing visibly
+    del ds.SeriesInstanceUID
+    ds.save_as(paths[0])
+    with pytest.raises(InvalidCTError, match="could not be read.*img_0000"):
+        load_ct(tmp_path / "s")

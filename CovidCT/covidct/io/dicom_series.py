@@ -86,6 +86,11 @@ def _read_headers(folder: Path):
             # pydicom parses random bytes after a DICM preamble without complaint.
             unreadable.append(path.name)
             continue
+        if "SeriesInstanceUID" not in ds and "Rows" in ds:
+            # An image that belongs to no series (a damaged header): grouping it as
+            # "unknown" would drop it silently, and with it a slice of the scan.
+            unreadable.append(path.name)
+            continue
         headers.append((path, ds))
     return headers, unreadable
 
