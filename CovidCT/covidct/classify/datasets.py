@@ -24,17 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputNotFoundError
+from ..paths import default_data_dir
 from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_slices, volume_lung_box
 
 SARS_DUPLICATES = ("Covid_129", "Covid_135")
 HU_SCANS = ("P001", "cap001", "normal001")
 COVID_DIAGNOSES = ("COVID-19",)
 IMAGE_SUFFIXES = (".webp", ".png", ".jpg", ".jpeg")
-
-
-def default_data_root() -> Path:
-    """``../shared/data`` relative to the repository root (resolved from this package)."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def _require(path: Path, what: str) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..paths import configs_dir, default_data_dir
 from .common import add_device_argument, add_json_argument, print_json
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def register(subparsers) -> None:
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train-classifier", help="retrain the classifier (reproduces the shipped weights)",
                               description="Cache the normalised slices, train, and with --ship write "
                                           "weights/classifier.pt and its manifest.")
-    p.add_argument("--config", default=str(REPO_ROOT / "configs" / "classifier_cpu.json"))
+    p.add_argument("--config", default=str(configs_dir() / "classifier_cpu.json"))
     p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
     p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "covidct_classifier_cache" / "slices128.npz"),
                    help="pre-processed slice cache (built when missing)")
@@ -47,9 +47,8 @@ def register(subparsers) -> None:
 
 
 def _data_root(args):
-    from ..classify.datasets import default_data_root
 
-    return Path(args.data) if args.data else default_data_root()
+    return Path(args.data) if args.data else default_data_dir()
 
 
 def run_classify(args) -> int:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import OutputError, UnsupportedInputError
+from ..paths import configs_dir
 from .common import add_device_argument, add_json_argument, add_progress_argument, print_json, progress_from_args
 
 IMAGE_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")
@@ -35,7 +36,7 @@ def register(subparsers) -> None:
         description="Stages: fidelity (x4, L1), x2 (x2, L1, from the x4 trunk), refine (more x4 L1 steps), "
                     "features (self-supervised CT feature encoder), gan (feature + 1e-3 adversarial). "
                     "Writes weights/ and manifests.")
-    t.add_argument("--config", default=str(_repo_root() / "configs" / "enhancer_cpu.json"),
+    t.add_argument("--config", default=str(configs_dir() / "enhancer_cpu.json"),
                    help="training config (default: configs/enhancer_cpu.json)")
     t.add_argument("--stage", action="append", choices=("fidelity", "x2", "refine", "features", "gan"),
                    help="run only these stages (repeatable; default: all, in the order fidelity, x2, refine, "
@@ -67,10 +68,6 @@ def register(subparsers) -> None:
     add_device_argument(e)
     add_json_argument(e)
     e.set_defaults(handler=run_evaluate)
-
-
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
 
 
 def run_enhance(args) -> int:

@@ -15,13 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputNotFoundError
+from ..paths import default_data_dir  # noqa: F401 - re-exported for the enhancer modules
 
 HU_SERIES_FOLDER = "covid-ct-md"
-
-
-def default_data_dir() -> Path:
-    """``../shared/data`` relative to the repository root (resolved from the package)."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
 def default_cache_dir() -> Path:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+from ..paths import default_data_dir
+
+DEFAULT_DATA = default_data_dir()
 
 
 def _slice_labels(labels: dict, volume) -> np.ndarray:
