@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputNotFoundError
-from ..paths import default_data_dir
 from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_slices, volume_lung_box
 
 SARS_DUPLICATES = ("Covid_129", "Covid_135")
