@@ -99,6 +99,7 @@ class ImportedNodes:
     enhanced: Optional[object] = None
     heatmap: Optional[object] = None
     lung_segmentation: Optional[object] = None
+    lesion_segmentation: Optional[object] = None   # ground glass / consolidation, when any were found
     score_table: Optional[object] = None
     score_chart: Optional[object] = None
     folder_item: Optional[int] = None
@@ -147,18 +148,27 @@ def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
             scene, mask.voxels, mask.ijk_to_ras(), f"{base} lungs",
             reference_volume_node=input_node, segment_names=names)
 
+    lesion_path = result.volume_path("lesions")
+    lesions = _read_volume(lesion_path) if lesion_path is not None else None
+    if lesions is not None and np.asarray(lesions.voxels).any():  # no empty segmentation for clean lungs
+        names = {int(k): v for k, v in (result.data.get("lesion_labels") or {}).items()} or None
+        nodes.lesion_segmentation = lung_segmentation.segmentation_from_labelmap(
+            scene, lesions.voxels, lesions.ijk_to_ras(), f"{base} lesions",
+            reference_volume_node=input_node, segment_names=names)
+
     if result.per_slice:
         nodes.score_table = slice_scores.add_score_table(scene, result.per_slice, f"{base} slice scores")
         nodes.score_chart = slice_scores.add_score_plot(scene, nodes.score_table, f"{base} slice scores",
                                                         result.threshold)
 
     nodes.all_nodes = [n for n in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation,
-                                   nodes.score_table, nodes.score_chart) if n is not None]
+                                   nodes.lesion_segmentation, nodes.score_table, nodes.score_chart)
+                       if n is not None]
     transform_id = input_node.GetTransformNodeID() if input_node is not None else None
     if transform_id:
         # The core saw the input in its own (untransformed) grid; outputs follow the same
         # parent transform so they stay on the input wherever the user moved it.
-        for node in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation):
+        for node in (nodes.enhanced, nodes.heatmap, nodes.lung_segmentation, nodes.lesion_segmentation):
             if node is not None:
                 node.SetAndObserveTransformNodeID(transform_id)
     if input_node is not None:

@@ -159,9 +159,10 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
     output_dir = Path(output_dir)
     clock = _StageClock(progress, cancel)
     # Refuse an absent GPU now, not after minutes of loading and segmenting.
-    from .devices import select_device
+    from .devices import configure_cpu_threads, select_device
 
     select_device(options.device)
+    configure_cpu_threads()  # the cores this process may use, not the host's count
     staging = _prepare_output(output_dir, options.overwrite)
     try:
         result = _run(input_path, staging, options, clock, cancel)
@@ -176,7 +177,8 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
 def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock, cancel) -> dict:
     from .enhance.quality_gate import assess_quality
     from .preprocess.lung_mask import compute_lung_mask
-    from .quantify import quantify_lungs
+    from .quantify import quantify_lungs_with_masks
+    from .quantify.lesions import LESION_LABELS, lesion_label_map
 
     with clock.stage("load"):
         volume = load_ct(input_path, options.series_uid, options.include_identifiers)
@@ -207,13 +209,18 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
             classification = _classify(volume, lung_mask, options, report, cancel)
             heatmap = classification.heatmap
     with clock.stage("quantify") as report:
-        quantification = quantify_lungs(volume, lung_mask, progress=report)
+        quantification, quantified_masks = quantify_lungs_with_masks(volume, lung_mask, progress=report)
+        lesion_labels = lesion_label_map(volume, quantified_masks["lesions"])
     with clock.stage("write"):
-        save_volume(volume.with_voxels(volume.voxels), staging / "input.nrrd")
-        save_volume(volume.with_voxels(heatmap.astype(np.float32), is_hounsfield=False), staging / "heatmap.nrrd")
-        save_volume(volume.with_voxels(lung_mask.astype(np.uint8), is_hounsfield=False), staging / "lung_mask.nrrd")
+        # Kept in memory for the report, which would otherwise read them back.
+        written = {"input.nrrd": volume,
+                   "heatmap.nrrd": volume.with_voxels(heatmap.astype(np.float32), is_hounsfield=False),
+                   "lung_mask.nrrd": volume.with_voxels(lung_mask.astype(np.uint8), is_hounsfield=False),
+                   "lesions.nrrd": volume.with_voxels(lesion_labels, is_hounsfield=False)}
         if enhanced is not None:
-            save_volume(enhanced, staging / "enhanced.nrrd")
+            written["enhanced.nrrd"] = enhanced
+        for name, item in written.items():
+            save_volume(item, staging / name)
     per_slice = classification.per_slice
     key_slices = pick_key_slices(per_slice, options.key_slice_count, volume.spacing_mm[2])
     model_info = {"classifier": classification.model}
@@ -234,6 +241,8 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
         "enhanced": "enhanced.nrrd" if enhanced is not None else None,
         "heatmap": "heatmap.nrrd",
         "lung_mask": "lung_mask.nrrd",
+        "lesions": "lesions.nrrd",
+        "lesion_labels": {str(v): k.replace("_", " ") for k, v in LESION_LABELS.items()},
         "quality": dict(quality.to_dict(), enhancement_applied=bool(enhancement.get("applied")),
                         enhancement=enhancement),
         "quantification": quantification,
@@ -252,7 +261,7 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
             dicom_dir = source if source.is_dir() else (
                 source.parent if volume.facts.source_format == "DICOM" else None)
             build_report(staging, include_identifiers=options.include_identifiers,
-                         source_dicom_dir=dicom_dir)
+                         source_dicom_dir=dicom_dir, volumes=written)
         result["timings_s"] = clock.timings_s
         write_text_atomic(staging / RESULT_NAME, to_json_text(result))
     return result

@@ -27,12 +27,50 @@ def select_device(requested: str = "auto"):
     raise DeviceError(f"Unknown device '{requested}'; use one of {', '.join(DEVICE_CHOICES)}.")
 
 
-def configure_cpu_threads():
-    """Use every core for intra-op parallelism unless the user already set a limit."""
+THREADS_ENVIRONMENT_VARIABLE = "COVIDCT_NUM_THREADS"
+
+
+def available_cpu_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup (container) quota.
+
+    ``os.cpu_count()`` counts the host's cores, which in a container or under ``taskset``
+    oversubscribes the CPU (many more threads than cores slow PyTorch down).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max", encoding="ascii").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def configure_cpu_threads(threads=None) -> int:
+    """Set PyTorch's intra-op threads to the cores available; returns the number used.
+
+    The user decides when they say so: ``threads``, else ``COVIDCT_NUM_THREADS``, else
+    ``OMP_NUM_THREADS`` (which PyTorch already honours, so it is left alone).
+    """
     import torch
 
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+    if threads is None and os.environ.get(THREADS_ENVIRONMENT_VARIABLE, "").strip():
+        try:
+            threads = int(os.environ[THREADS_ENVIRONMENT_VARIABLE])
+        except ValueError:
+            raise DeviceError(f"{THREADS_ENVIRONMENT_VARIABLE} must be a whole number of threads, "
+                              f"not '{os.environ[THREADS_ENVIRONMENT_VARIABLE]}'.") from None
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads()
+    threads = available_cpu_cores() if threads is None else int(threads)
+    if threads < 1:
+        raise DeviceError(f"The number of CPU threads must be at least 1 (got {threads}).")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

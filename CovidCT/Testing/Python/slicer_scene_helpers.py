@@ -109,12 +109,13 @@ def axial_phantom(shape=(8, 32, 32)) -> CTVolume:
 
 
 def write_fake_result(out_dir: Path, volume: CTVolume, hot_slice: int = 5,
-                      with_enhanced: bool = True) -> dict:
+                      with_enhanced: bool = True, with_lesions: bool = True) -> dict:
     """Folder in the documented ``covidct analyze`` format: result.json + NRRD volumes.
 
     Heatmap is 1.0 in a block of the right lung on ``hot_slice`` (0 elsewhere); the lung
     mask is the two air blocks of :func:`axial_phantom`; the enhanced volume has a 2x finer
-    in-plane grid over the same physical extent.
+    in-plane grid over the same physical extent; the lesion map has 60 ground-glass voxels
+    and 12 consolidation voxels on ``hot_slice`` (all zero when ``with_lesions`` is False).
     """
     from covidct.io import save_volume
 
@@ -125,6 +126,11 @@ def write_fake_result(out_dir: Path, volume: CTVolume, hot_slice: int = 5,
     save_volume(volume.with_voxels(heat, is_hounsfield=False), out_dir / "heatmap.nrrd")
     mask = (volume.voxels < -500).astype(np.uint8)
     save_volume(volume.with_voxels(mask, is_hounsfield=False), out_dir / "lung_mask.nrrd")
+    lesions = np.zeros(volume.shape, dtype=np.uint8)
+    if with_lesions:
+        lesions[hot_slice, 10:20, 6:12] = 1
+        lesions[hot_slice, 10:13, 6:10] = 2
+    save_volume(volume.with_voxels(lesions, is_hounsfield=False), out_dir / "lesions.nrrd")
     enhanced_name = None
     if with_enhanced:
         fine = np.repeat(np.repeat(volume.voxels, 2, axis=1), 2, axis=2)
@@ -152,6 +158,8 @@ def write_fake_result(out_dir: Path, volume: CTVolume, hot_slice: int = 5,
         "enhanced": enhanced_name,
         "heatmap": "heatmap.nrrd",
         "lung_mask": "lung_mask.nrrd",
+        "lesions": "lesions.nrrd",
+        "lesion_labels": {"1": "ground glass", "2": "consolidation"},
         "quality": {}, "quantification": {}, "timings_s": {}, "model": {}, "study": {},
     }
     (out_dir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

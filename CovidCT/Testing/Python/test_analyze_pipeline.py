@@ -55,7 +55,10 @@ def test_volumes_have_exact_geometry(sample_result, sample_scan):
     original = load_ct(sample_scan)
     heatmap = load_ct(out / result["heatmap"])
     mask = load_ct(out / result["lung_mask"])
-    assert heatmap.same_geometry(original) and mask.same_geometry(original)
+    lesions = load_ct(out / result["lesions"])
+    assert heatmap.same_geometry(original) and mask.same_geometry(original) and lesions.same_geometry(original)
+    assert set(np.unique(lesions.voxels)) <= {0, 1, 2} and not np.any(lesions.voxels[mask.voxels == 0])
+    assert result["lesion_labels"] == {"1": "ground glass", "2": "consolidation"}
     assert heatmap.voxels.min() >= 0.0 and heatmap.voxels.max() == pytest.approx(1.0)
     assert not np.any(heatmap.voxels[mask.voxels == 0]), "heatmap is masked to the lungs"
     enhanced = load_ct(out / result["enhanced"])

@@ -82,13 +82,23 @@ def test_normalise_slice_crops_to_lungs_and_has_fixed_size():
     assert np.array_equal(hu[20:60, 10:50], np.full((40, 40), -850.0, np.float32))  # input untouched
 
 
-def test_slices_with_a_sliver_of_lung_are_not_scored_and_share_one_crop():
-    from covidct.classify.input_normalisation import lung_slices, volume_lung_box
+def test_slices_with_a_sliver_of_lung_are_not_scored_and_crops_follow_the_mode():
+    from covidct.classify.input_normalisation import lung_slices, slice_crop_boxes, volume_lung_box
 
-    mask = np.zeros((4, 50, 60), bool)
-    mask[1, 10:40, 5:55] = True        # a full section
+    mask = np.zeros((5, 50, 60), bool)
+    mask[1, 10:40, 5:55] = True        # a full section: 1500 pixels
     mask[2, 20:24, 30:34] = True       # 16 pixels: apex sliver
-    mask[3, 15:35, 10:50] = True
-    assert lung_slices(mask).tolist() == [False, True, False, True]
+    mask[3, 15:35, 10:50] = True       # 800 pixels: 53 % of the largest
+    mask[4, 10:20, 10:40] = True       # 300 pixels: 20 % of the largest
+    assert lung_slices(mask).tolist() == [False, True, False, True, False]
+    assert lung_slices(mask, 0.10).tolist() == [False, True, False, True, True]
     r0, r1, c0, c1 = volume_lung_box(mask)
     assert r0 <= 10 and r1 >= 40 and c0 <= 5 and c1 >= 55
+    scan_boxes = slice_crop_boxes(mask, [1, 3], "scan")
+    assert scan_boxes[1] == scan_boxes[3] == volume_lung_box(mask)
+    own = slice_crop_boxes(mask, [1, 3], "slice")
+    assert own[1] != own[3]
+    r0, r1, c0, c1 = own[3]            # slice 3's own lungs, with a small margin
+    assert 13 <= r0 <= 15 and 35 <= r1 <= 37 and 8 <= c0 <= 10 and 50 <= c1 <= 52
+    with pytest.raises(ValueError, match="crop mode"):
+        slice_crop_boxes(mask, [1], "box")

@@ -1,4 +1,8 @@
-"""On the real scans: a normal lung stays low once vessels are handled; a COVID-19 lung reads higher."""
+"""On the real scans: a normal lung stays low once vessels are handled; a COVID-19 lung reads higher.
+
+Margins are below the measured values (normal001 0.02 %, P001 1.97 %, per-slice AUC 0.93
+with `python -m covidct.quantify.evaluate`) so a real regression fails, not noise.
+"""
 
 import pytest
 
@@ -17,7 +21,7 @@ def measured(shared_data):
 
 def test_normal_lung_reads_low_only_with_the_vessel_filter(measured):
     normal = measured["normal001"]
-    assert normal["involvement_percent"] < 0.5
+    assert normal["involvement_percent"] < 0.5  # issue #6 target: < 2 %
     assert normal["involvement_without_vessel_filter_percent"] > 5.0  # what the filter removes
     assert normal["severity_score"] == 0
     assert 1000 < normal["lung_ml"]["right"] and 1000 < normal["lung_ml"]["left"]
@@ -28,3 +32,12 @@ def test_covid_lung_reads_higher_than_normal(measured):
     assert covid["involvement_percent"] > 3 * normal["involvement_percent"]
     assert covid["severity_score"] > normal["severity_score"]
     assert covid["involvement_percent_in_infected_slices"] > covid["involvement_percent_in_clean_slices"]
+
+
+def test_lesions_follow_the_slice_and_side_labels(measured):
+    covid = measured["P001"]
+    assert covid["involvement_percent"] > 1.0
+    assert covid["involvement_percent_in_infected_slices"] > 3 * covid["involvement_percent_in_clean_slices"]
+    assert covid["per_slice_auc"] > 0.85
+    assert covid["side_check"]["sides_agree"]
+    assert covid["side_check"]["right_per_slice_auc"] > 0.85

@@ -37,7 +37,8 @@ def squash(text: str) -> str:
 
 def test_all_outputs_written(built):
     _, written = built
-    assert set(written) == {"pdf", "key_slices", "slice_chart", "json", "csv", "per_slice_csv", "dicom"}
+    assert set(written) == {"pdf", "key_slices", "slice_chart", "json", "csv", "per_slice_csv", "dicom",
+                            "dicom_sr"}
     for path in written.values():
         with open(path, "rb") as handle:
             assert handle.read(1)

@@ -70,6 +70,15 @@ def test_lung_mask_becomes_a_segmentation_with_the_mask_voxel_count(tmp_path):
         {"Lungs": int((phantom.voxels < -500).sum())}
 
 
+def test_lesion_map_becomes_a_named_segmentation_and_clean_lungs_get_none(tmp_path):
+    setup, phantom, _, _, _, nodes = _import(tmp_path)
+    assert lung_segmentation.segment_voxel_counts(nodes.lesion_segmentation) == \
+        {"ground glass": 48, "consolidation": 12}
+    assert nodes.lesion_segmentation in nodes.all_nodes
+    clean_setup, *_, clean_nodes = _import(tmp_path / "clean", with_lesions=False)
+    assert clean_nodes.lesion_segmentation is None and clean_nodes.lung_segmentation is not None
+
+
 def test_scores_table_and_plot(tmp_path):
     setup, phantom, _, _, result, nodes = _import(tmp_path)
     table = nodes.score_table.GetTable()

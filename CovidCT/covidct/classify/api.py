@@ -18,14 +18,15 @@ from ..progress import silent
 from ..volume import CTVolume
 from . import pooling
 from .cam import cam_volume
-from .input_normalisation import (MIN_LUNG_PIXELS, crop_and_resize, lung_slices, standardise,
-                                  volume_lung_box)
+from .input_normalisation import MIN_LUNG_PIXELS, crop_and_resize, lung_slices, slice_crop_boxes, standardise
 from .network import build_network
 
 MODEL_KEY = "classifier"
 COVID, NON_COVID = "COVID-19", "non-COVID"
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_POOLING = "top_k_mean"
+# What a manifest without these keys was trained with (weights before version 1.1).
+LEGACY_CROP, LEGACY_MIN_LUNG_FRACTION = "scan", 0.10
 
 
 @dataclass
@@ -73,6 +74,8 @@ class Classifier:
         self.threshold = float(entry.get("threshold", DEFAULT_THRESHOLD))
         self.pooling = entry.get("pooling", DEFAULT_POOLING)
         self.standardisation = cfg.get("standardisation", "equalise")
+        self.crop = cfg.get("crop", LEGACY_CROP)
+        self.min_lung_fraction = float(cfg.get("min_lung_fraction", LEGACY_MIN_LUNG_FRACTION))
         self.info = {"name": entry.get("name", MODEL_KEY), "version": entry.get("version", ""),
                      "sha256": entry.get("sha256", ""), "operating_point": operating_point(entry)}
 
@@ -126,8 +129,10 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
     """Scan-level COVID-19 probability, decision, per-slice scores and CAM heatmap.
 
     HU volumes: slices with too little lung (:func:`lung_slices`: under 64 pixels or under
-    10 % of the largest lung section) are not scored (``in_lung`` False, ``covid19`` None);
-    every slice is cropped with the scan's lung box.  When no ``lung_mask`` is given it is computed.
+    the manifest's ``min_lung_fraction`` of the largest lung section) are not scored
+    (``in_lung`` False, ``covid19`` None); each slice is cropped as the weights were trained
+    (the manifest's ``crop``: the slice's own lung box, or the scan's).  When no
+    ``lung_mask`` is given it is computed.
     8-bit slice volumes (``is_hounsfield`` False): every slice is scored, cropped to the
     image content (or to ``lung_mask`` when given).  The input volume is not modified.
     """
@@ -147,17 +152,17 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
     positions = volume.slice_positions_mm()
     units, boxes, scored = [], {}, []
     in_lung = np.ones(shape[0], dtype=bool)
-    scan_box = None
+    hu_boxes = {}
     if volume.is_hounsfield:
-        in_lung = lung_slices(lung_mask)
-        scan_box = volume_lung_box(lung_mask)
+        in_lung = lung_slices(lung_mask, clf.min_lung_fraction)
+        hu_boxes = slice_crop_boxes(lung_mask, np.flatnonzero(in_lung), clf.crop)
     for k in range(shape[0]):
         mask_k = lung_mask[k] if lung_mask is not None else None
         if not in_lung[k]:
             continue
         if not volume.is_hounsfield and mask_k is not None and int(np.count_nonzero(mask_k)) < MIN_LUNG_PIXELS:
             mask_k = None
-        unit, box = crop_and_resize(volume.voxels[k], volume.is_hounsfield, mask_k, clf.size_px, scan_box)
+        unit, box = crop_and_resize(volume.voxels[k], volume.is_hounsfield, mask_k, clf.size_px, hu_boxes.get(k))
         units.append(unit)
         boxes[k] = box
         scored.append(k)

@@ -24,7 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputNotFoundError
-from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_slices, volume_lung_box
+from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_fractions, lung_slices, slice_crop_boxes
+
+# HU slices with less lung than this (fraction of the largest section) are not cached at all;
+# each training config then applies its own, higher ``min_lung_fraction``.
+CACHE_MIN_LUNG_FRACTION = 0.10
 
 SARS_DUPLICATES = ("Covid_129", "Covid_135")
 HU_SCANS = ("P001", "cap001", "normal001")
@@ -95,12 +99,13 @@ def load_hu_scan(data_root, scan: str):
     return volume, diagnosis, infection
 
 
-def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=print) -> Path:
+def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=print, crop: str = "slice") -> Path:
     """Crop+resize every slice of every source once; write a compressed ``.npz``.
 
     Arrays: ``images`` (N, size, size) float16 in [0, 1] (not yet equalised, so training
     can augment first), ``label`` (1 COVID, 0 non-COVID, -1 unused for training),
-    ``source``, ``group``, ``scan``, ``slice_index``, ``infection`` (HU only, else -1).
+    ``source``, ``group``, ``scan``, ``slice_index``, ``infection`` (HU only, else -1),
+    ``lung_fraction`` (HU only, else 1), and the HU ``crop`` mode used.
     """
     from ..io import read_slice_image
     from ..preprocess.lung_mask import compute_lung_mask
@@ -116,23 +121,22 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
             continue
         cropped, _ = crop_and_resize(pixels, False, None, size_px)
         images.append(cropped)
-        meta.append((item["label"], item["source"], item["group"], item["path"].name, -1, -1))
+        meta.append((item["label"], item["source"], item["group"], item["path"].name, -1, -1, 1.0))
     progress(f"2D slices: {len(images)} (skipped {len(skipped)}: {skipped})")
     for scan in HU_SCANS:
         volume, diagnosis, infection = load_hu_scan(data_root, scan)
         mask = compute_lung_mask(volume)
-        scored, box = lung_slices(mask), volume_lung_box(mask)
+        scored = np.flatnonzero(lung_slices(mask, CACHE_MIN_LUNG_FRACTION))
+        boxes, fractions = slice_crop_boxes(mask, scored, crop), lung_fractions(mask)
         n = 0
-        for k in range(volume.num_slices):
-            if not scored[k]:
-                continue
-            cropped, _ = crop_and_resize(volume.voxels[k], True, mask[k], size_px, box)
+        for k in scored:
+            cropped, _ = crop_and_resize(volume.voxels[k], True, mask[k], size_px, boxes[k])
             if diagnosis in COVID_DIAGNOSES:
                 label = 1 if infection[k] else -1
             else:
                 label = 0
             images.append(cropped)
-            meta.append((label, "hu", scan, scan, k, int(infection[k])))
+            meta.append((label, "hu", scan, scan, int(k), int(infection[k]), float(fractions[k])))
             n += 1
         progress(f"{scan}: {n} lung slices of {volume.num_slices}")
     out_path = Path(out_path)
@@ -142,10 +146,17 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
         label=np.array([m[0] for m in meta], np.int8),
         source=np.array([m[1] for m in meta]), group=np.array([m[2] for m in meta]),
         name=np.array([m[3] for m in meta]), slice_index=np.array([m[4] for m in meta], np.int32),
-        infection=np.array([m[5] for m in meta], np.int8), size_px=np.int32(size_px))
+        infection=np.array([m[5] for m in meta], np.int8),
+        lung_fraction=np.array([m[6] for m in meta], np.float32), size_px=np.int32(size_px), crop=np.array(crop))
     return out_path
 
 
 def load_cache(path) -> dict:
     with np.load(path, allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
+
+
+def cache_matches(cache: dict, size_px: int, crop: str) -> bool:
+    """Was this cache built with the input size and HU crop mode a config asks for?"""
+    return (int(cache["size_px"]) == int(size_px) and "crop" in cache and str(cache["crop"]) == crop
+            and "lung_fraction" in cache)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import CovidCTError
 from . import metrics
 from .api import load_classifier, classify_volume
-from .datasets import HU_SCANS, load_hu_scan, sars_slices, ucsd_slices
+from .datasets import COVID_DIAGNOSES, HU_SCANS, load_hu_scan, sars_slices, ucsd_slices
 from .input_normalisation import crop_and_resize
 from .training import make_splits
 
@@ -47,14 +47,15 @@ def degraded_vs_enhanced(data_root, clf, device="auto", scale: int = 4, n_boot: 
 
     Each scan is degraded by ``scale`` with the enhancer's own area down-sampling (the
     foundation's degradation), then classified (a) as is and (b) after the shipped
-    enhancer; slice AUC (infected vs not) and scan probabilities are compared with the
-    original resolution.
+    enhancer; scan probabilities and three slice AUCs (infected vs not; infected slices of
+    the COVID-19 scan vs the non-COVID scans' slices; infected vs clean slices within the
+    COVID-19 scan) are compared with the original resolution.
     """
     from ..enhance.degradation import area_downsample
     from ..enhance.inference import enhance_volume
     from ..volume import CTVolume
 
-    rows = {"original": ([], []), "degraded": ([], []), "enhanced": ([], [])}
+    rows = {name: {"infection": [], "scores": [], "covid": []} for name in ("original", "degraded", "enhanced")}
     scans = {}
     for scan in HU_SCANS:
         volume, diagnosis, infection = load_hu_scan(data_root, scan)
@@ -68,23 +69,33 @@ def degraded_vs_enhanced(data_root, clf, device="auto", scale: int = 4, n_boot: 
             res = classify_volume(vol, None, classifier=clf, cam_slices=[])
             scores = np.array([s["covid19"] if s["covid19"] is not None else np.nan for s in res.per_slice])
             keep = ~np.isnan(scores)
-            rows[name][0].append(infection[keep])
-            rows[name][1].append(scores[keep])
+            rows[name]["infection"].append(infection[keep])
+            rows[name]["scores"].append(scores[keep])
+            rows[name]["covid"].append(np.full(int(keep.sum()), diagnosis in COVID_DIAGNOSES))
             scans[scan][name] = {"covid_probability": res.covid_probability, "decision": res.decision}
         log(f"x{scale} {scan}: " + ", ".join(f"{k} {v['covid_probability']:.3f}" for k, v in scans[scan].items()))
-    out = {"scale": scale, "scans": scans, "slice_auc_infected_vs_not": {}}
-    for name, (labels, scores) in rows.items():
-        labels, scores = np.concatenate(labels), np.concatenate(scores)
-        out["slice_auc_infected_vs_not"][name] = metrics.summary(labels, scores, clf.threshold, n_boot)
-        log(_line(f"x{scale} {name}: hu slices infected vs not", out["slice_auc_infected_vs_not"][name]))
+    out = {"scale": scale, "scans": scans}
+    for name, row in rows.items():
+        infection, scores, covid = (np.concatenate(row[k]) for k in ("infection", "scores", "covid"))
+        infected = infection.astype(bool)
+        for metric, labels, sel in (
+                ("slice_auc_infected_vs_not", infected, np.ones(infected.size, bool)),
+                ("slice_auc_covid_infected_vs_noncovid", covid, (covid & infected) | ~covid),
+                ("slice_auc_covid_scan_infected_vs_clean", infected, covid)):
+            out.setdefault(metric, {})[name] = metrics.summary(labels[sel], scores[sel], clf.threshold, n_boot)
+            log(_line(f"x{scale} {name}: {metric[10:]}", out[metric][name]))
     return out
 
 
 def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
-             degraded_scale: int = 0) -> dict:
-    """Compute, print and write ``metrics.json`` plus ROC/PR PNGs into ``out_dir``."""
+             degraded_scale: int = 0, model_key: str = "classifier", weights_directory=None) -> dict:
+    """Compute, print and write ``metrics.json`` plus ROC/PR PNGs into ``out_dir``.
+
+    ``model_key``/``weights_directory`` evaluate another released model than the shipped
+    one (e.g. a leave-the-HU-scans-out run released into its own folder).
+    """
     start = time.time()
-    clf = load_classifier(device)
+    clf = load_classifier(device, model_key, weights_directory)
     cfg = clf.entry.get("training_config", {"train": {"sars": True, "ucsd": True, "hu_scans": []},
                                             "split_seed": 0, "sars_val_fraction": 0.15,
                                             "ucsd_val_fraction": 0.2})
@@ -138,7 +149,9 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         held = ("hu_slices_infected_vs_not", infection.astype(bool), scores)
         sel = (covid & (infection == 1)) | ~covid
         covid_vs = ("hu_slices_covid_infected_vs_noncovid", covid[sel], scores[sel])
-        for name, labels, s in (held, covid_vs):
+        # Within the COVID-19 scan(s): do the slice scores find the infected slices?
+        within = ("hu_slices_covid_scan_infected_vs_clean", infection[covid].astype(bool), scores[covid])
+        for name, labels, s in (held, covid_vs, within):
             result["slice"][name] = metrics.summary(labels, s, clf.threshold, n_boot)
             result["figures"] += metrics.plot_roc_pr(labels, s, out_dir / f"slice_{name}", name)
             log(_line(name, result["slice"][name]))

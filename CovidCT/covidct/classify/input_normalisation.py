@@ -5,8 +5,12 @@ Why: a network trained on one hospital's exports learns their crop, window and e
 slice from a scanner or an 8-bit lung-window export, goes through the same steps:
 
 1. lung window -> [0, 1] (HU) or /255 (8-bit exports already carry a lung window);
-2. crop to the lungs (lung-mask bounding box when a mask is known, else the bounding
-   box of the image content, which drops black borders and most figure margins);
+2. crop to the lungs: for HU scans the slice's own lung-mask bounding box with a 3 %
+   margin (``crop: slice``), like the tightly cropped 8-bit exports, so both kinds of
+   input show the lungs filling the frame; for 2D exports the bounding box of the image
+   content, which drops black borders and most figure margins.  (The older ``crop: scan``
+   used one box for the whole scan: held-out HU slices then showed a lot of chest wall
+   and scored near chance, see the model card);
 3. resize to a fixed square size;
 4. histogram equalisation: any monotone change of window/level/gamma between sources
    maps to the same image, so the network cannot key on the export's grey levels.
@@ -24,10 +28,12 @@ import numpy as np
 from ..preprocess.windowing import lung_window
 
 INPUT_SIZE_PX = 128
-CROP_MARGIN_FRACTION = 0.08
+CROP_MARGIN_FRACTION = 0.08        # margin of the whole-scan lung box (``crop: scan``)
+SLICE_CROP_MARGIN_FRACTION = 0.03  # margin of each slice's own lung box (``crop: slice``)
+CROP_MODES = ("slice", "scan")
 CONTENT_THRESHOLD = 0.06   # unit intensity above which a pixel counts as image content
 MIN_LUNG_PIXELS = 64       # fewer lung pixels than this: the slice is "without lung"
-MIN_LUNG_FRACTION = 0.10   # ... or less than this fraction of the scan's largest lung section
+MIN_LUNG_FRACTION = 0.25   # ... or less than this fraction of the scan's largest lung section
 
 
 def to_unit(image: np.ndarray, is_hounsfield: bool) -> np.ndarray:
@@ -81,15 +87,33 @@ def resize(unit: np.ndarray, size_px: int) -> np.ndarray:
     return np.asarray(image.resize((size_px, size_px), Image.BILINEAR), dtype=np.float32)
 
 
-def lung_slices(lung_mask: np.ndarray) -> np.ndarray:
+def lung_fractions(lung_mask: np.ndarray) -> np.ndarray:
+    """Each slice's lung area as a fraction of the scan's largest lung cross-section."""
+    area = np.asarray(lung_mask, dtype=bool).reshape(len(lung_mask), -1).sum(axis=1)
+    return area / max(1, int(area.max(initial=0)))
+
+
+def lung_slices(lung_mask: np.ndarray, min_fraction: float = MIN_LUNG_FRACTION) -> np.ndarray:
     """Boolean per slice: does it contain enough lung to be scored?
 
     Apex and base slices with a sliver of lung give crops of a few pixels blown up to the
-    network's size (seen to score as high as diseased slices), so slices with less than
-    ``MIN_LUNG_FRACTION`` of the scan's largest lung cross-section are not scored.
+    network's size (seen to score as high as diseased slices; nothing like them is in the
+    8-bit training sets), so slices with less than ``min_fraction`` of the scan's largest
+    lung cross-section are not scored.
     """
     area = np.asarray(lung_mask, dtype=bool).reshape(len(lung_mask), -1).sum(axis=1)
-    return (area >= MIN_LUNG_PIXELS) & (area >= MIN_LUNG_FRACTION * area.max(initial=0))
+    return (area >= MIN_LUNG_PIXELS) & (lung_fractions(lung_mask) >= min_fraction)
+
+
+def slice_crop_boxes(lung_mask: np.ndarray, slices, crop: str = "slice") -> dict:
+    """Crop box (r0, r1, c0, c1) per slice index of an HU scan, by crop mode."""
+    if crop not in CROP_MODES:
+        raise ValueError(f"Unknown crop mode '{crop}'; use one of {', '.join(CROP_MODES)}.")
+    lung_mask = np.asarray(lung_mask, dtype=bool)
+    if crop == "scan":
+        box = volume_lung_box(lung_mask)
+        return {int(k): box for k in slices}
+    return {int(k): _box_from_mask(lung_mask[k], SLICE_CROP_MARGIN_FRACTION) for k in slices}
 
 
 def volume_lung_box(lung_mask: np.ndarray) -> Optional[tuple]:

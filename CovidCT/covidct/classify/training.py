@@ -48,6 +48,8 @@ DEFAULT_TRAINING = {
     "max_minutes": 20,
     "source_weights": None,
     "standardisation": "equalise",
+    "crop": "slice",
+    "min_lung_fraction": 0.25,
 }
 
 
@@ -85,8 +87,10 @@ def make_splits(cache: dict, cfg: dict) -> dict:
         splits["ucsd_val"] = ucsd[ucsd_val]
     else:
         splits["ucsd"] = ucsd
+    fraction = cache.get("lung_fraction", np.ones(source.size, np.float32))
+    enough_lung = fraction >= float(cfg.get("min_lung_fraction", 0.0)) - 1e-6
     for scan in np.unique(group[source == "hu"]):
-        idx = np.flatnonzero((source == "hu") & (group == scan))
+        idx = np.flatnonzero((source == "hu") & (group == scan) & enough_lung)
         if scan in cfg["train"]["hu_scans"]:
             train.append(idx)
         else:
@@ -177,6 +181,9 @@ def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int 
         if keep.any():
             out["slice"]["hu_covid_infected_vs_noncovid"] = metrics.summary(
                 (cache["label"][idx] == 1)[keep], p[keep], 0.5, n_boot)
+        if covid_scan.any() and len(np.unique(inf[covid_scan])) == 2:
+            out["slice"]["hu_covid_scan_infected_vs_clean"] = metrics.summary(
+                inf[covid_scan], p[covid_scan], 0.5, n_boot)
     return out
 
 

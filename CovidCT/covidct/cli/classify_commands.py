@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for AUC CIs")
     p.add_argument("--degraded", type=int, default=0, metavar="SCALE",
                    help="also compare classification of SCALE-times degraded vs enhanced HU scans (e.g. 4)")
+    p.add_argument("--weights-dir", default=None,
+                   help="evaluate a model released into this folder instead of the shipped one")
+    p.add_argument("--model-key", default="classifier", help="name of the model in --weights-dir (KEY.pt, KEY.json)")
     add_device_argument(p)
     add_json_argument(p)
     p.set_defaults(handler=run_evaluate)
@@ -36,8 +39,9 @@ def register(subparsers) -> None:
                                           "weights/classifier.pt and its manifest.")
     p.add_argument("--config", default=str(configs_dir() / "classifier_cpu.json"))
     p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
-    p.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "covidct_classifier_cache" / "slices128.npz"),
-                   help="pre-processed slice cache (built when missing)")
+    p.add_argument("--cache", default=None,
+                   help="pre-processed slice cache (built when missing or made with other settings; "
+                        "default: covidct_classifier_cache/slices<size>_<crop>.npz in the temp folder)")
     p.add_argument("--run-dir", default="runs/classifier", help="where model.pt and run.json go")
     p.add_argument("--ship", action="store_true", help="write the weights and manifest into the weights folder")
     p.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped one)")
@@ -67,7 +71,8 @@ def run_evaluate(args) -> int:
     from ..classify.evaluation import evaluate
 
     result = evaluate(_data_root(args), args.out, args.device, args.bootstrap,
-                      log=(lambda *_: None) if args.json else print, degraded_scale=args.degraded)
+                      log=(lambda *_: None) if args.json else print, degraded_scale=args.degraded,
+                      model_key=args.model_key, weights_directory=args.weights_dir)
     if args.json:
         print_json(result)
     return 0
@@ -76,19 +81,19 @@ def run_evaluate(args) -> int:
 def run_train(args) -> int:
     import torch
 
-    from ..classify.datasets import build_cache, load_cache
+    from ..classify.datasets import build_cache, cache_matches, load_cache
     from ..classify.release import release
     from ..classify.training import load_config, train
     from ..weights import weights_dir
 
     cfg = load_config(args.config)
     torch.set_num_threads(int(cfg["threads"]))
-    cache_path = Path(args.cache)
-    if not cache_path.exists():
-        build_cache(_data_root(args), cache_path, cfg["input_size_px"])
-    cache = load_cache(cache_path)
-    if int(cache["size_px"]) != int(cfg["input_size_px"]):
-        build_cache(_data_root(args), cache_path, cfg["input_size_px"])
+    size_px, crop = int(cfg["input_size_px"]), cfg["crop"]
+    cache_path = Path(args.cache) if args.cache else (
+        Path(tempfile.gettempdir()) / "covidct_classifier_cache" / f"slices{size_px}_{crop}.npz")
+    cache = load_cache(cache_path) if cache_path.exists() else None
+    if cache is None or not cache_matches(cache, size_px, crop):
+        build_cache(_data_root(args), cache_path, size_px, crop=crop)
         cache = load_cache(cache_path)
     if not args.release_only:
         train(cfg, cache, args.run_dir)

@@ -227,7 +227,8 @@ def check_slice_spacing(positions_mm: np.ndarray) -> float:
     return spacing
 
 
-def _decode_hu(path: Path) -> np.ndarray:
+def _decode_stored(path: Path):
+    """Stored pixel values of one slice with its rescale slope and intercept."""
     import warnings
 
     import pydicom
@@ -254,7 +255,50 @@ def _decode_hu(path: Path) -> np.ndarray:
         raise InvalidCTError(
             f"{path.name} is not a single grey-scale slice (pixel array shape {pixels.shape}); "
             "RGB secondary captures and multi-frame objects are not CT slices.")
-    return pixels.astype(np.float32) * slope + intercept
+    return pixels, slope, intercept
+
+
+def _exact_in_integers(pixels: np.ndarray, slope: float, intercept: float) -> bool:
+    """True when ``pixels * slope + intercept`` in float32 is exact, so integers give the same."""
+    return (pixels.dtype.kind in "iu" and pixels.dtype.itemsize <= 2 and slope == int(slope)
+            and intercept == int(intercept) and abs(slope) * 65536 + abs(intercept) < 2 ** 24)
+
+
+def _stack_hu(paths: list) -> np.ndarray:
+    """Decode the slices into one HU volume: int16 when every value is a whole number that
+    fits, float32 otherwise (the values of ``stored * slope + intercept`` in float32).
+
+    Why not decode to float32 and convert: for the usual integer slope/intercept the
+    float32 copy, the stack and the whole-number check cost about as much as the
+    decoding; here each slice goes straight into a preallocated int16 volume.
+    """
+    whole = None  # int16 volume while every slice so far is whole-numbered and in range
+    real = None   # float32 volume once one is not
+    shape = None
+    for index, path in enumerate(paths):
+        pixels, slope, intercept = _decode_stored(path)
+        shape = shape or pixels.shape
+        if pixels.shape != shape:
+            raise InvalidCTError(
+                f"{path.name} decodes to {pixels.shape[0]} x {pixels.shape[1]} pixels where the series "
+                f"has {shape[0]} x {shape[1]}; the file is damaged or mislabelled.")
+        if real is None and _exact_in_integers(pixels, slope, intercept):
+            hu = pixels.astype(np.int32) * int(slope) + int(intercept)
+            if whole is None:
+                whole = np.empty((len(paths),) + pixels.shape, dtype=np.int16)
+            if hu.min() >= -32768 and hu.max() <= 32767:
+                whole[index] = hu
+                continue
+        if real is None:
+            real = np.empty((len(paths),) + pixels.shape, dtype=np.float32)
+            if whole is not None:
+                real[:index] = whole[:index]
+        real[index] = pixels.astype(np.float32) * slope + intercept
+    if real is None:
+        return whole
+    if np.all(np.abs(real - np.round(real)) < 1e-6) and real.min() >= -32768 and real.max() <= 32767:
+        return real.astype(np.int16)
+    return real
 
 
 def facts_from_dataset(ds, include_identifiers: bool = False) -> StudyFacts:
@@ -340,10 +384,7 @@ def load_dicom_series(folder, series_uid: Optional[str] = None,
         raise InvalidCTError(f"Slices of the series have different matrix sizes {sorted(shapes)}.")
     pixel_spacing = _float_list(getattr(first, "PixelSpacing", None), 2, "PixelSpacing",
                                 keyed[0][1].name)
-    slices = [_decode_hu(path) for _, path, _, _ in keyed]
-    voxels = np.stack(slices).astype(np.float32)
-    if np.all(np.abs(voxels - np.round(voxels)) < 1e-6) and voxels.min() >= -32768 and voxels.max() <= 32767:
-        voxels = voxels.astype(np.int16)
+    voxels = _stack_hu([path for _, path, _, _ in keyed])
 
     direction = np.column_stack([row_dir, col_dir, normal])
     return CTVolume(

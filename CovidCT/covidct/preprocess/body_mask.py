@@ -11,28 +11,47 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .morphology import component_sizes, fill_holes
+
 BODY_THRESHOLD_HU = -500.0
 
 
-def _fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    out = np.empty_like(mask)
-    for k in range(mask.shape[0]):
-        out[k] = ndimage.binary_fill_holes(mask[k])
-    return out
+def above(hu: np.ndarray, threshold_hu: float) -> np.ndarray:
+    """``hu > threshold_hu`` without a float64 copy of an integer volume (same voxels)."""
+    hu = np.asarray(hu)
+    if hu.dtype.kind not in "iu":
+        return hu > threshold_hu
+    bound = np.floor(threshold_hu)  # for integers, hu > t  <=>  hu > floor(t)
+    info = np.iinfo(hu.dtype)
+    if bound < info.min or bound >= info.max:
+        return np.full(hu.shape, bound < info.min)
+    return hu > hu.dtype.type(bound)
+
+
+def below(hu: np.ndarray, threshold_hu: float) -> np.ndarray:
+    """``hu < threshold_hu`` without a float64 copy of an integer volume (same voxels)."""
+    hu = np.asarray(hu)
+    if hu.dtype.kind not in "iu":
+        return hu < threshold_hu
+    bound = np.ceil(threshold_hu)  # for integers, hu < t  <=>  hu < ceil(t)
+    info = np.iinfo(hu.dtype)
+    if bound > info.max or bound <= info.min:
+        return np.full(hu.shape, bound > info.max)
+    return hu < hu.dtype.type(bound)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
     labels, count = ndimage.label(mask)
     if count == 0:
         return np.zeros_like(mask)
-    sizes = np.bincount(labels.ravel())
+    sizes = component_sizes(labels, count)
     sizes[0] = 0
     return labels == int(np.argmax(sizes))
 
 
 def body_mask(hu: np.ndarray) -> np.ndarray:
     """The patient's body: largest dense object, holes (lungs) filled per slice."""
-    return _fill_holes_per_slice(_largest_component(np.asarray(hu) > BODY_THRESHOLD_HU))
+    return fill_holes(_largest_component(above(hu, BODY_THRESHOLD_HU)), in_plane=True)
 
 
 def body_mask_slice(hu: np.ndarray, threshold_hu: float = BODY_THRESHOLD_HU) -> np.ndarray:

@@ -19,8 +19,9 @@ Default bands (half-open intervals ``[low_hu, high_hu)``):
   from consolidation (-300 to +50); this split is a common choice in quantitative
   COVID-19 CT studies.  It is reported next to the bands, not instead of them.
 
-Involvement is the share of lung volume in the bands marked ``involved`` (infiltrated
-and collapsed by default), after the vessel filter in :mod:`.vessels`.
+The bands marked ``involved`` (infiltrated and collapsed by default) give the raw
+"involvement without vessel handling" and the HU range of the lesion seeds; the reported
+involvement itself comes from the lesion mask in :mod:`.lesions`.
 """
 
 from __future__ import annotations

@@ -80,11 +80,14 @@ def open_mm(mask: np.ndarray, radius_mm: float, spacing_mm) -> np.ndarray:
 
 def lung_bounding_box(mask: np.ndarray, margin: int = 2) -> tuple:
     """Slices of the smallest box holding ``mask`` (plus a margin), to keep the filters cheap."""
-    index = np.nonzero(mask)
-    if not index[0].size:
-        return tuple(slice(0, 0) for _ in mask.shape)
-    return tuple(slice(max(0, int(ix.min()) - margin), min(size, int(ix.max()) + margin + 1))
-                 for ix, size in zip(index, mask.shape))
+    out = []
+    for axis, size in enumerate(mask.shape):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        present = np.flatnonzero(np.any(mask, axis=others))  # projections: cheaper than nonzero()
+        if not present.size:
+            return tuple(slice(0, 0) for _ in mask.shape)
+        out.append(slice(max(0, int(present[0]) - margin), min(size, int(present[-1]) + margin + 1)))
+    return tuple(out)
 
 
 def lung_depth_mm(lung_mask: np.ndarray, spacing_mm) -> np.ndarray:

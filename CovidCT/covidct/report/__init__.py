@@ -3,8 +3,9 @@
 :func:`build_report` reads ``RESULT_DIR/result.json`` and the volumes it names, and
 writes next to the PDF: the PDF itself, the key-slice figure and per-slice chart (PNG),
 the numbers as JSON and CSV, and, when the input was DICOM, a DICOM Encapsulated PDF
-that references the source study.  Nothing written carries the patient's name or ID
-unless ``include_identifiers=True``.
+that references the source study and (when the source images' headers are at hand) a
+DICOM SR (TID 1500) with the measurements, in the same study.  Nothing written carries
+the patient's name or ID unless ``include_identifiers=True``.
 """
 
 from __future__ import annotations
@@ -35,11 +36,13 @@ def load_result(result_dir) -> dict:
         raise InvalidCTError(f"{path} is not valid JSON ({exc}); re-run the analysis.") from None
 
 
-def _load_optional_volume(result_dir: Path, name: Optional[str]):
+def _load_optional_volume(result_dir: Path, name: Optional[str], in_memory: Optional[dict] = None):
     from ..io import load_volume_file
 
     if not name:
         return None
+    if in_memory and in_memory.get(name) is not None:
+        return in_memory[name]  # just written by analyze: no need to read it back
     path = result_dir / name
     if not path.exists():
         raise InputNotFoundError(f"{path} is named in result.json but missing; re-run the analysis.")
@@ -72,8 +75,12 @@ def _key_slices(result: dict, num_slices: int) -> list:
 
 
 def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
-                 source_dicom_dir=None) -> dict:
-    """Write the report files for ``result_dir``; returns ``{kind: path}`` of what was written."""
+                 source_dicom_dir=None, volumes: Optional[dict] = None) -> dict:
+    """Write the report files for ``result_dir``; returns ``{kind: path}`` of what was written.
+
+    ``volumes`` maps file names in ``result_dir`` (``input.nrrd``, ...) to the CTVolume
+    already in memory, so ``analyze`` does not read back what it has just written.
+    """
     from ..quantify import quantify_lungs, suggest_corads
     from . import tables
     from .dicom_export import read_source_reference, reference_from_study_facts, write_encapsulated_pdf
@@ -102,13 +109,13 @@ def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
             study.pop(field, None)
     result = {**result, "study": study}
 
-    ct = _load_optional_volume(result_dir, result.get("input"))
+    ct = _load_optional_volume(result_dir, result.get("input"), volumes)
     if ct is None:
         raise InputNotFoundError(f"result.json in {result_dir} names no input volume; re-run the analysis.")
-    enhanced = _load_optional_volume(result_dir, result.get("enhanced"))
-    heat = _heat_on_ct_grid(_load_optional_volume(result_dir, result.get("heatmap")), ct)
+    enhanced = _load_optional_volume(result_dir, result.get("enhanced"), volumes)
+    heat = _heat_on_ct_grid(_load_optional_volume(result_dir, result.get("heatmap"), volumes), ct)
     if not result.get("quantification") and result.get("lung_mask"):
-        mask = _load_optional_volume(result_dir, result["lung_mask"])
+        mask = _load_optional_volume(result_dir, result["lung_mask"], volumes)
         result["quantification"] = quantify_lungs(ct, mask.voxels > 0)
 
     probability = (result.get("probabilities") or {}).get("covid19")
@@ -141,4 +148,9 @@ def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
         written["dicom"] = write_encapsulated_pdf(
             written["pdf"], f"{stem}.dcm", reference, include_identifiers=include_identifiers,
             software_version=(result.get("software") or {}).get("covidct", ""))
+    from .dicom_sr import can_write_measurement_sr, write_measurement_sr
+
+    if can_write_measurement_sr(reference, result):
+        written["dicom_sr"] = write_measurement_sr(f"{stem}_measurements_sr.dcm", reference["headers"], result,
+                                                   include_identifiers=include_identifiers)
     return {kind: str(path) for kind, path in written.items()}

@@ -61,6 +61,8 @@ def read_source_reference(source_dicom_dir, series_instance_uid: str = "") -> di
         "StudyID": str(first.get("StudyID", "")),
         "instances": [(str(ds.SOPClassUID), str(ds.SOPInstanceUID)) for ds in chosen
                       if "SOPClassUID" in ds and "SOPInstanceUID" in ds],
+        # The headers themselves (no pixels): the DICOM SR's evidence (see dicom_sr.py).
+        "headers": chosen,
     }
 
 

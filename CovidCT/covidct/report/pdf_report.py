@@ -87,6 +87,28 @@ def _esc(value) -> str:
     return escape("" if value is None else str(value))
 
 
+def _involvement_method(settings: dict, unfiltered_percent) -> str:
+    """One paragraph saying how 'involved lung' was measured, from the settings that made it."""
+    bands = ("Bands: SlicerLungCTAnalyzer defaults (inflated -950 to -750, infiltrated -750 to -400, collapsed "
+             "-400 to 0 HU), -950 HU emphysema index, -300 HU ground-glass/consolidation split; band shares are "
+             "of all lung voxels, vessels included. ")
+    les = settings.get("lesions")
+    if not les or str(settings.get("involvement", "")).startswith("voxels"):
+        return bands + "Involved lung = voxels in the infiltrated and collapsed bands (no vessel handling)."
+    opening = ", ".join(_fmt(n * g, 1) for n, g in zip(les.get("opening_size_voxels_kji") or [],
+                                                      les.get("working_spacing_kji_mm") or []))
+    return bands + (
+        "Involved lung = a lesion mask from HU alone (no trained model): the lung's background density, a "
+        f"grey-level opening over {opening or '-'} mm (z, y, x) that removes vessels, airway walls, fissures "
+        f"and the sub-pleural partial-volume shell, between {_fmt(les.get('lowest_hu'), 0)} and "
+        f"{_fmt(les.get('max_lesion_hu'), 0)} HU, in regions reaching at least {_fmt(les.get('min_depth_mm'), 0)} mm "
+        f"into the lung; mostly solid regions under {_fmt(les.get('max_solid_ml'), 0)} ml (hilar vessels) are "
+        f"dropped; lesions grown by up to {_fmt(les.get('grow_mm'), 0)} mm. Ground glass / consolidation split "
+        f"at {_fmt(les.get('consolidation_from_hu'), 0)} HU. Raw bands without the lesion mask: "
+        f"{_fmt(unfiltered_percent, 1)} %. Missed: small nodules and thin bands narrower than the opening; "
+        "dependent density in supine scans reads as ground glass.")
+
+
 def _fmt(value, digits=1, unit="") -> str:
     if value is None or value == "":
         return "-"
@@ -200,8 +222,10 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
                 ["Lung volume (ml)"] + [_fmt(get(s, "volume_ml"), 0) for s in sides],
                 ["Involved lung (%)"] + [_fmt(get(s, "involvement_percent"), 1) for s in sides],
                 ["Involved lung (ml)"] + [_fmt(get(s, "involved_ml"), 0) for s in sides],
-                ["Ground glass -750 to -300 HU (%)"] + [_fmt(get(s, "ground_glass_percent"), 1) for s in sides],
-                ["Consolidation -300 to +50 HU (%)"] + [_fmt(get(s, "consolidation_percent"), 1) for s in sides]]
+                ["  of which ground glass (%)"] + [_fmt(get(s, "lesion_ground_glass_percent"), 1) for s in sides],
+                ["  of which consolidation (%)"] + [_fmt(get(s, "lesion_consolidation_percent"), 1) for s in sides],
+                ["All voxels -750 to -300 HU (%)"] + [_fmt(get(s, "ground_glass_percent"), 1) for s in sides],
+                ["All voxels -300 to +50 HU (%)"] + [_fmt(get(s, "consolidation_percent"), 1) for s in sides]]
         settings = q.get("settings") or {}
         band_info = {b["name"]: b for b in settings.get("bands", [])}
         for band in (q.get("total") or {}).get("bands_percent", {}):
@@ -212,17 +236,8 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
             rows.append([f"{band.capitalize()} {rng} HU (%)"] +
                         [_fmt((get(s, "bands_percent") or {}).get(band), 1) for s in sides])
         story.append(_table(rows, [0.4 * width, 0.2 * width, 0.2 * width, 0.2 * width]))
-        vf = settings.get("vessel_filter") or {}
-        story.append(Paragraph(
-            "Bands: SlicerLungCTAnalyzer defaults (inflated -950 to -750, infiltrated -750 to -400, collapsed "
-            "-400 to 0 HU), -950 HU emphysema index, -300 HU ground-glass/consolidation split; band shares are "
-            "of all lung voxels. Involved lung = voxels in the infiltrated and collapsed bands after the vessel "
-            f"filter ({'on' if vf.get('enabled') else 'off'}: thin dense structures under "
-            f"{_fmt(vf.get('vessel_max_radius_mm'), 1)} mm radius and their {_fmt(vf.get('rim_mm'), 1)} mm rim, "
-            f"a {_fmt(vf.get('pleural_rim_mm'), 1)} mm sub-pleural shell and regions thinner than "
-            f"{_fmt(2 * vf.get('min_opacity_radius_mm', 0), 0)} mm are not counted); without the filter: "
-            f"{_fmt(get('total', 'involvement_without_vessel_filter_percent'), 1)} %. Dense consolidation above "
-            "0 HU falls in the 'dense' band with the vessels.", st["small"]))
+        story.append(Paragraph(_involvement_method(settings, get("total", "involvement_without_vessel_filter_percent")),
+                               st["small"]))
 
         # Zone scores.
         story.append(Paragraph("Zone-based CT severity score", st["h2"]))
