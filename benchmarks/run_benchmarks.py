@@ -12,7 +12,10 @@ Benchmarks:
   analyze_sample   covidct analyze on the bundled 128² sample (stage seconds, peak memory)
   analyze_full     covidct analyze on a 512² x ~150-slice scan from ../shared/data (enhance off:
                    the quality gate skips it for full-resolution scans)
-  enhancer         slices/s at x4 from 128² and x2 from 256² (product batch vs batch-1 baseline)
+  enhancer         slices/s at x4 from 128² and x2 from 256² (product batch vs batch-1 baseline), and
+                   the bound: the bare convolution stack (same architecture, random weights, BN
+                   folded, channels-last, the product's precision) at the best of several batch
+                   sizes, without I/O, windowing or the bicubic base
   classifier       slices/s of the classifier forward + CAM (product batch vs batch-1 baseline)
 """
 
@@ -92,7 +95,7 @@ def bench_enhancer(device_name: str, slices: int) -> dict:
     rng = np.random.default_rng(0)
     for scale, side in ((4, 128), (2, 256)):
         volume = CTVolume(rng.uniform(-1000, 200, size=(slices, side, side)).astype(np.float32))
-        plain, _ = load_generator(MODEL_KEYS[(scale, "fidelity")])
+        plain, plain_entry = load_generator(MODEL_KEYS[(scale, "fidelity")])
         plain = plain.to(device)
         unit = torch.from_numpy(np.clip((volume.voxels + 1350) / 1500, 0, 1))[:, None].to(device)
 
@@ -104,13 +107,42 @@ def bench_enhancer(device_name: str, slices: int) -> dict:
         product_s = _timed(lambda: enhance_volume(volume, scale=scale, device=device_name), 1, device)
         baseline_s = _timed(baseline, 1, device)
         _, info = enhance_volume(volume, scale=scale, device=device_name)
+        bound = _conv_stack_bound(plain_entry.get("config", {}), side, slices, device)
         out[f"x{scale}_from_{side}"] = {
             "slices": slices, "precision": info.get("precision"), "batch_size": info.get("batch_size"),
             "product_slices_per_s": round(slices / product_s, 2),
             "baseline_fp32_batch1_slices_per_s": round(slices / baseline_s, 2),
-            "speedup_vs_baseline": round(baseline_s / product_s, 2)}
+            "speedup_vs_baseline": round(baseline_s / product_s, 2),
+            "bound_slices_per_s": bound["slices_per_s"], "bound_batch_size": bound["batch_size"],
+            "product_share_of_bound": round((slices / product_s) / bound["slices_per_s"], 2)}
     out.update(_peak_memory(device))
     return out
+
+
+def _conv_stack_bound(config: dict, side: int, slices: int, device) -> dict:
+    """Best slices/s of the bare generator (random weights) over a few batch sizes."""
+    import torch
+
+    from covidct.enhance.generator import build_generator, fold_batch_norm
+    from covidct.enhance.inference import reduced_precision_dtype
+
+    torch.manual_seed(0)
+    net = fold_batch_norm(build_generator(config).eval()).to(device).to(memory_format=torch.channels_last)
+    dtype = reduced_precision_dtype(device, "auto")
+    sizes = (8, 32, 64, 128) if device.type == "cuda" else (1, 4, 8)
+    best = {"slices_per_s": 0.0, "batch_size": None}
+    for batch in sizes:
+        x = torch.rand(batch, 1, side, side, device=device).contiguous(memory_format=torch.channels_last)
+
+        def run():
+            with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                for _ in range(max(1, slices // batch)):
+                    net.residual(x)
+
+        rate = batch * max(1, slices // batch) / _timed(run, 1, device)
+        if rate > best["slices_per_s"]:
+            best = {"slices_per_s": round(rate, 2), "batch_size": batch}
+    return best
 
 
 def bench_classifier(device_name: str, slices: int) -> dict:

@@ -75,3 +75,37 @@ def test_shipped_weights_load_and_score_a_png(tmp_path):
     (result,) = classify_images([path], device="cpu")
     assert 0.0 <= result["covid19"] <= 1.0
     assert result["decision"] in ("COVID-19", "non-COVID")
+
+
+def test_the_model_cache_follows_the_weights_folder(tmp_path, monkeypatch):
+    import shutil
+
+    from covidct.weights import weights_dir
+
+    shipped = load_classifier("cpu")
+    other = tmp_path / "retrained"
+    other.mkdir()
+    for name in ("classifier.pt", "classifier.json"):
+        shutil.copyfile(weights_dir() / name, other / name)
+    entry = json.loads((other / "classifier.json").read_text())
+    entry["threshold"] = 0.123                            # a hospital's own operating point
+    (other / "classifier.json").write_text(json.dumps(entry))
+    monkeypatch.setenv("COVIDCT_WEIGHTS_DIR", str(other))
+    retrained = load_classifier("cpu")
+    assert retrained is not shipped and retrained.threshold == pytest.approx(0.123)
+    monkeypatch.delenv("COVIDCT_WEIGHTS_DIR")
+    assert load_classifier("cpu") is shipped
+
+
+def test_unreadable_image_is_reported_before_the_weights_are_loaded(tmp_path, monkeypatch):
+    from covidct.classify import api, classify_images
+    from covidct.errors import CovidCTError
+
+    def no_weights(*_args, **_kwargs):
+        raise AssertionError("weights loaded before the images were checked")
+
+    monkeypatch.setattr(api, "load_classifier", no_weights)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(CovidCTError):
+        classify_images([bad], device="cpu")

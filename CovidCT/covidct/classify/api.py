@@ -102,14 +102,22 @@ class Classifier:
 
 
 def load_classifier(device="auto", model_key: str = MODEL_KEY, directory=None) -> Classifier:
-    """The shipped classifier, checksum-verified (cached per device)."""
+    """The shipped classifier, checksum-verified.
+
+    Cached per device, weights folder and manifest sha256, so pointing
+    ``COVIDCT_WEIGHTS_DIR`` elsewhere (or replacing the weights) inside one process loads
+    the new model instead of reusing the old one.
+    """
+    from .. import weights
     from ..devices import select_device
 
-    return _load(str(select_device(device)), model_key, str(directory) if directory else None)
+    folder = str(directory) if directory else str(weights.weights_dir())
+    sha256 = weights.model_entry(model_key, folder)["sha256"]
+    return _load(str(select_device(device)), model_key, folder, sha256)
 
 
 @lru_cache(maxsize=4)
-def _load(device: str, model_key: str, directory: Optional[str]) -> Classifier:
+def _load(device: str, model_key: str, directory: str, sha256: str) -> Classifier:
     from .. import weights
 
     state, entry = weights.load_state_dict(model_key, directory)
@@ -195,11 +203,9 @@ def classify_images(paths, device="auto", classifier: Optional[Classifier] = Non
     """Per-image COVID-19 probability for 2D lung-window slice exports (PNG/JPEG/WebP)."""
     from ..io import read_slice_image
 
+    images = [read_slice_image(path) for path in paths]  # bad images are reported before weights load
     clf = classifier or load_classifier(device)
-    units = []
-    for path in paths:
-        unit, _ = crop_and_resize(read_slice_image(path), False, None, clf.size_px)
-        units.append(unit)
+    units = [crop_and_resize(pixels, False, None, clf.size_px)[0] for pixels in images]
     probs, _ = clf.predict(units)
     return [{"path": str(path), "covid19": round(float(p), 5), "non_covid": round(1 - float(p), 5),
              "decision": _decide(float(p), clf.threshold), "threshold": clf.threshold}

@@ -159,7 +159,11 @@ def _enhance_batch(generator, slices: np.ndarray, scale: int, is_hounsfield: boo
         return detail.float()
 
     with torch.inference_mode():
-        values = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32))[:, None].to(device)
+        values = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32))[:, None]
+        if device.type == "cuda":  # page-locked host memory: the copy can run asynchronously
+            values = values.pin_memory().to(device, non_blocking=True)
+        else:
+            values = values.to(device)
         if is_hounsfield:
             low, high = LUNG_WINDOW_HU
             unit = ((values - low) / (high - low)).clamp_(0.0, 1.0)
