@@ -118,6 +118,7 @@ class CovidCTParameterNode:
     enhancedVolume: vtkMRMLScalarVolumeNode
     heatmapVolume: vtkMRMLScalarVolumeNode
     lungSegmentation: vtkMRMLSegmentationNode
+    lesionSegmentation: vtkMRMLSegmentationNode
     scoreTable: vtkMRMLTableNode
     resultSummary: str = ""
     keySlices: str = ""  # comma-separated slice indices, most suspicious first
@@ -444,6 +445,7 @@ class CovidCTLogic(ScriptedLoadableModuleLogic):
         parameters.enhancedVolume = nodes.enhanced
         parameters.heatmapVolume = nodes.heatmap
         parameters.lungSegmentation = nodes.lung_segmentation
+        parameters.lesionSegmentation = nodes.lesion_segmentation
         parameters.scoreTable = nodes.score_table
         parameters.keySlices = ",".join(str(k) for k in keys)
         parameters.resultSummary = result.summary_text()

@@ -17,6 +17,9 @@ from .volume_nodes import add_volume_node
 
 LUNG_COLOUR_RGB = (0.77, 0.63, 0.57)  # Slicer's terminology colour for lung tissue
 DEFAULT_SEGMENT_NAMES = {1: "Lungs"}
+# The lesion map of ``covidct analyze`` (1 ground glass, 2 consolidation): warm colours that
+# stand apart from the lung outline and from each other.
+LESION_COLOURS_RGB = {1: (1.0, 0.85, 0.2), 2: (0.9, 0.3, 0.1)}
 
 
 def _label_dtype(labels: np.ndarray):
@@ -25,11 +28,12 @@ def _label_dtype(labels: np.ndarray):
 
 def segmentation_from_labelmap(scene, label_voxels: np.ndarray, ijk_to_ras, name: str,
                                reference_volume_node=None,
-                               segment_names: Optional[Mapping[int, str]] = None):
+                               segment_names: Optional[Mapping[int, str]] = None,
+                               segment_colours: Optional[Mapping[int, tuple]] = None):
     """New segmentation node with one segment per non-zero label of ``label_voxels[k, j, i]``.
 
     ``segment_names`` maps label values to names (default: 1 -> "Lungs", others
-    "Lung label N").  The reference geometry is the input volume's, so the segment editor
+    "Lung label N"); ``segment_colours`` maps them to RGB in [0, 1] (default: lung colour).  The reference geometry is the input volume's, so the segment editor
     works on the CT grid.
     """
     labels = np.asarray(label_voxels)
@@ -59,7 +63,7 @@ def segmentation_from_labelmap(scene, label_voxels: np.ndarray, ijk_to_ras, name
         segment = segmentation.GetNthSegment(index)
         label = int(segment.GetLabelValue())
         segment.SetName(names.get(label, f"Lung label {label}"))
-        segment.SetColor(*LUNG_COLOUR_RGB)
+        segment.SetColor(*(segment_colours or {}).get(label, LUNG_COLOUR_RGB))
     display = segmentation_node.GetDisplayNode()
     if display is not None:
         display.SetVisibility2DFill(False)  # outline only: the CT and heatmap stay visible

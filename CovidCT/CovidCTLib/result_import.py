@@ -154,7 +154,8 @@ def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
         names = {int(k): v for k, v in (result.data.get("lesion_labels") or {}).items()} or None
         nodes.lesion_segmentation = lung_segmentation.segmentation_from_labelmap(
             scene, lesions.voxels, lesions.ijk_to_ras(), f"{base} lesions",
-            reference_volume_node=input_node, segment_names=names)
+            reference_volume_node=input_node, segment_names=names,
+            segment_colours=lung_segmentation.LESION_COLOURS_RGB)
 
     if result.per_slice:
         nodes.score_table = slice_scores.add_score_table(scene, result.per_slice, f"{base} slice scores")

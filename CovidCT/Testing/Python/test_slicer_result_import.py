@@ -75,6 +75,11 @@ def test_lesion_map_becomes_a_named_segmentation_and_clean_lungs_get_none(tmp_pa
     assert lung_segmentation.segment_voxel_counts(nodes.lesion_segmentation) == \
         {"ground glass": 48, "consolidation": 12}
     assert nodes.lesion_segmentation in nodes.all_nodes
+    segmentation = nodes.lesion_segmentation.GetSegmentation()
+    colours = {segmentation.GetNthSegment(i).GetName(): tuple(round(c, 2) for c in segmentation.GetNthSegment(i).GetColor())
+               for i in range(segmentation.GetNumberOfSegments())}
+    assert colours == {"ground glass": lung_segmentation.LESION_COLOURS_RGB[1],
+                       "consolidation": lung_segmentation.LESION_COLOURS_RGB[2]}
     clean_setup, *_, clean_nodes = _import(tmp_path / "clean", with_lesions=False)
     assert clean_nodes.lesion_segmentation is None and clean_nodes.lung_segmentation is not None
 
