@@ -12,12 +12,17 @@ from CovidCTLib import heatmap_display, lung_segmentation, result_import, volume
 pytestmark = pytest.mark.slicer
 
 
-def _import(tmp_path, **kwargs):
+def _scene_with_input(tmp_path, **kwargs):
+    """A slicer-core scene holding the phantom as node "scan", and its result folder."""
     setup = make_slicer_scene()
-    scene = setup.scene
     phantom = axial_phantom()
     write_fake_result(tmp_path, phantom, **kwargs)
-    input_node = volume_nodes.add_volume_node_from_ct(scene, phantom, "scan")
+    input_node = volume_nodes.add_volume_node_from_ct(setup.scene, phantom, "scan")
+    return setup, setup.scene, phantom, input_node
+
+
+def _import(tmp_path, **kwargs):
+    setup, scene, phantom, input_node = _scene_with_input(tmp_path, **kwargs)
     volume_nodes.set_lung_window(input_node, 1600.0, -500.0)
     before = volume_nodes.array_from_volume_node(input_node)
     result = result_import.read_result(tmp_path)
@@ -97,11 +102,7 @@ def test_scores_table_and_plot(tmp_path):
 
 
 def test_outputs_go_under_the_input_study_in_the_subject_hierarchy(tmp_path):
-    setup = make_slicer_scene()
-    scene = setup.scene
-    phantom = axial_phantom()
-    write_fake_result(tmp_path, phantom)
-    input_node = volume_nodes.add_volume_node_from_ct(scene, phantom, "scan")
+    setup, scene, phantom, input_node = _scene_with_input(tmp_path)
     sh = scene.GetSubjectHierarchyNode()
     patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "anonymous patient")
     study = sh.CreateStudyItem(patient, "chest CT study")
@@ -133,11 +134,7 @@ def test_missing_or_incompatible_result_gives_actionable_errors(tmp_path):
 
 
 def test_outputs_follow_the_input_parent_transform(tmp_path):
-    setup = make_slicer_scene()
-    scene = setup.scene
-    phantom = axial_phantom()
-    write_fake_result(tmp_path, phantom)
-    input_node = volume_nodes.add_volume_node_from_ct(scene, phantom, "scan")
+    setup, scene, phantom, input_node = _scene_with_input(tmp_path)
     transform = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "registration")
     matrix = transform.GetMatrixTransformToParent()
     matrix.SetElement(0, 3, 12.5)
