@@ -109,3 +109,40 @@ def test_unreadable_image_is_reported_before_the_weights_are_loaded(tmp_path, mo
     bad.write_bytes(b"not a png")
     with pytest.raises(CovidCTError):
         classify_images([bad], device="cpu")
+
+
+def test_a_released_seed_ensemble_loads_scores_and_refuses_a_missing_member(tmp_path):
+    import torch
+
+    from covidct.classify.network import build_network, ensemble_state_dict
+    from covidct.weights import sha256_of
+
+    from classifier_helpers import TINY_NETWORK
+
+    members = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        members.append({k: v.half() if v.is_floating_point() else v
+                        for k, v in build_network(TINY_NETWORK).state_dict().items()})
+
+    def release(state, folder):
+        folder.mkdir()
+        torch.save(state, folder / "classifier.pt")
+        entry = {"name": "classifier", "file": "classifier.pt", "sha256": sha256_of(folder / "classifier.pt"),
+                 "version": "test", "threshold": 0.5, "pooling": "middle_50_mean",
+                 "config": {"network": dict(TINY_NETWORK, ensemble_members=3), "input_size_px": 32,
+                            "standardisation": "none", "crop": "slice", "min_lung_fraction": 0.25}}
+        (folder / "classifier.json").write_text(json.dumps(entry))
+        return folder
+
+    clf = load_classifier("cpu", directory=release(ensemble_state_dict(members), tmp_path / "ok"))
+    units = [np.random.default_rng(i).random((32, 32)).astype(np.float32) for i in range(3)]
+    probs, cams = clf.predict(units)
+    single_cams = []
+    for member in clf.model.members:
+        with torch.no_grad():
+            single_cams.append(member.forward_with_cam(torch.from_numpy(np.stack(units)[:, None]))[1].numpy())
+    assert probs.shape == (3,) and np.allclose(cams, np.mean(single_cams, axis=0), atol=1e-4)
+
+    with pytest.raises(WeightsError, match="do not fit"):
+        load_classifier("cpu", directory=release(ensemble_state_dict(members[:2]), tmp_path / "two"))

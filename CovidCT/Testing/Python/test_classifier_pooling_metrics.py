@@ -61,6 +61,25 @@ def test_bootstrap_ci_contains_auc():
     assert low < metrics.auc(labels, scores) < high < 1.0
 
 
+def test_paired_auc_difference_is_narrower_than_separate_cis_and_signed():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 300)
+    shared = labels * 0.6 + rng.random(300)            # errors both inputs share
+    worse = shared + rng.normal(0, 0.15, 300)           # the same cases, a little noisier
+    d = metrics.paired_auc_difference(labels, worse, shared, n_boot=400)
+    assert d["difference"] == pytest.approx(metrics.auc(labels, shared) - metrics.auc(labels, worse))
+    assert d["difference"] > 0 and d["difference_ci95"][0] > 0 and d["p_b_not_better"] < 0.05
+    assert d["b_better_shown"]
+    separate = metrics.bootstrap_auc_ci(labels, shared, n_boot=400)
+    assert d["difference_ci95"][1] - d["difference_ci95"][0] < separate[1] - separate[0]
+    swapped = metrics.paired_auc_difference(labels, shared, worse, n_boot=400)
+    assert swapped["difference"] == pytest.approx(-d["difference"]) and swapped["p_b_not_better"] > 0.95
+    same = metrics.paired_auc_difference(labels, shared, shared, n_boot=50)
+    assert same["difference"] == 0 and same["difference_ci95"] == [0.0, 0.0] and not same["b_better_shown"]
+    with pytest.raises(ValueError):
+        metrics.paired_auc_difference(labels, shared, shared[:-1])
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.floats(0.5, 2.0), st.floats(-0.2, 0.2))
 def test_histogram_standardisation_removes_any_window_change(gamma, level):
@@ -102,3 +121,28 @@ def test_slices_with_a_sliver_of_lung_are_not_scored_and_crops_follow_the_mode()
     assert 13 <= r0 <= 15 and 35 <= r1 <= 37 and 8 <= c0 <= 10 and 50 <= c1 <= 52
     with pytest.raises(ValueError, match="crop mode"):
         slice_crop_boxes(mask, [1], "box")
+
+
+def test_degraded_vs_enhanced_on_2d_exports_is_paired_by_image(tmp_path):
+    from PIL import Image
+
+    from covidct.classify.evaluation import CONDITIONS, degraded_vs_enhanced_2d
+
+    from classifier_helpers import tiny_classifier
+
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(8):                       # odd sizes: cropped to a multiple of 4 first
+        image = (rng.random((70 + i, 61 + 2 * i)) * 200).astype(np.uint8)
+        image[20:40, 15:35] = 255 if i % 2 else 30
+        path = tmp_path / f"s{i}.png"
+        Image.fromarray(image).save(path)
+        items.append({"path": path, "label": i % 2})
+    out = degraded_vs_enhanced_2d(items, {"val": np.arange(8)}, tiny_classifier(), "cpu", 4, 50,
+                                  log=lambda *_: None)
+    row = out["val"]
+    assert out["scale"] == 4 and set(CONDITIONS) <= set(row)
+    assert all(row[c]["n"] == 8 and row[c]["n_positive"] == 4 for c in CONDITIONS)
+    d = row["enhanced_minus_degraded"]
+    assert d["difference"] == pytest.approx(row["enhanced"]["auc"] - row["degraded"]["auc"])
+    assert d["difference_ci95"][0] <= d["difference_ci95"][1]

@@ -64,3 +64,69 @@ def test_hu_slices_with_too_little_lung_are_left_out_of_training_and_held_out_se
     cache.update(size_px=np.int32(32), crop=np.array("slice"))
     assert cache_matches(cache, 32, "slice")
     assert not cache_matches(cache, 32, "scan") and not cache_matches(cache, 128, "slice")
+
+
+def _member_config(tmp_path, name, seed, **changes):
+    import json
+
+    cfg = {"name": "t", "version": "0", "input_size_px": 32, "network": TINY_NETWORK,
+           "train": {"sars": True, "ucsd": True, "hu_scans": []}, "sars_val_fraction": 0.25,
+           "ucsd_val_fraction": 0.25, "split_seed": 0, "seed": seed, "steps": 30, "batch_size": 16,
+           "learning_rate": 3e-3, "final_learning_rate": 1e-4, "threads": 1, "device": "cpu",
+           "eval_every": 30, "max_minutes": 5, "standardisation": "none", **changes}
+    (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    return f"{name}.json"
+
+
+def test_seed_ensemble_trains_its_members_reuses_them_and_averages_them(tmp_path):
+    import json
+
+    import torch
+
+    from covidct.classify.network import build_network
+    from covidct.classify.training import load_config, train_ensemble
+
+    names = [_member_config(tmp_path, f"m{seed}", seed) for seed in (0, 1)]
+    (tmp_path / "ens.json").write_text(json.dumps({"name": "t", "version": "1", "ensemble_of": names,
+                                                    "input_size_px": 32}))
+    cfg = load_config(tmp_path / "ens.json")
+    messages = []
+    report = train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
+    assert report["config"]["network"]["ensemble_members"] == 2 and report["config"]["seed"] == [0, 1]
+    assert sum("training" in str(m) for m in messages) == 2
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    members = [torch.load(tmp_path / "run" / "members" / f"m{s}" / "model.pt", weights_only=True) for s in (0, 1)]
+    assert not torch.equal(members[0]["stem.0.weight"], members[1]["stem.0.weight"])   # seeds differ
+    assert torch.equal(state["members.1.stem.0.weight"], members[1]["stem.0.weight"])
+
+    ensemble = build_network(report["config"]["network"]).eval()
+    ensemble.load_state_dict({k: v.float() for k, v in state.items()})
+    x = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        logits, cam = ensemble.forward_with_cam(x)
+        singles = [m.forward_with_cam(x) for m in ensemble.members]
+    assert torch.allclose(logits, (singles[0][0] + singles[1][0]) / 2, atol=1e-5)
+    assert torch.allclose(cam, (singles[0][1] + singles[1][1]) / 2, atol=1e-5)
+    assert torch.allclose(logits, ensemble(x), atol=1e-6)
+
+    messages.clear()
+    train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
+    assert sum("reusing" in str(m) for m in messages) == 2       # resumes instead of retraining
+
+
+def test_ensemble_members_must_share_data_splits_and_network(tmp_path):
+    import json
+
+    import pytest
+
+    from covidct.classify.network import build_network
+    from covidct.classify.training import load_config, member_configs
+
+    names = [_member_config(tmp_path, "a", 0), _member_config(tmp_path, "b", 1, split_seed=3)]
+    (tmp_path / "ens.json").write_text(json.dumps({"ensemble_of": names}))
+    with pytest.raises(ValueError, match="split_seed"):
+        member_configs(load_config(tmp_path / "ens.json"), tmp_path / "ens.json")
+    with pytest.raises(ValueError, match="two"):
+        build_network(dict(TINY_NETWORK, ensemble_members=1)).__class__  # a single net is fine
+        from covidct.classify.network import SeedEnsemble
+        SeedEnsemble(dict(TINY_NETWORK, ensemble_members=1))

@@ -88,8 +88,44 @@ class DiagnosisNet(nn.Module):
         return maps.mean(dim=(2, 3)), maps[:, 1] - maps[:, 0]
 
 
-def build_network(config: dict | None = None) -> DiagnosisNet:
+class SeedEnsemble(nn.Module):
+    """Identical networks trained with different seeds; their per-position logits are averaged.
+
+    Averaging the logit maps (not the probabilities) keeps the head's property that the
+    class logits are the spatial mean of the map, so the ensemble's CAM is still exact:
+    the mean of the members' CAMs.
+    """
+
+    def __init__(self, config: dict | None = None):
+        super().__init__()
+        cfg = dict(config or {})
+        count = int(cfg.pop("ensemble_members", 1))
+        if count < 2:
+            raise ValueError("a seed ensemble needs at least two members")
+        self.members = nn.ModuleList(DiagnosisNet(cfg) for _ in range(count))
+        self.config = dict(self.members[0].config, ensemble_members=count)
+
+    def logit_map(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m.logit_map(x) for m in self.members]).mean(dim=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit_map(x).mean(dim=(2, 3))
+
+    def forward_with_cam(self, x: torch.Tensor) -> tuple:
+        maps = self.logit_map(x)
+        return maps.mean(dim=(2, 3)), maps[:, 1] - maps[:, 0]
+
+
+def build_network(config: dict | None = None) -> nn.Module:
+    """One network, or a :class:`SeedEnsemble` when ``config["ensemble_members"] > 1``."""
+    if int((config or {}).get("ensemble_members", 1)) > 1:
+        return SeedEnsemble(config)
     return DiagnosisNet(config)
+
+
+def ensemble_state_dict(member_states: list) -> dict:
+    """The state dict of a :class:`SeedEnsemble` from its members' state dicts, in order."""
+    return {f"members.{i}.{key}": value for i, state in enumerate(member_states) for key, value in state.items()}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -33,6 +33,15 @@ def _load_run_model(run_dir: Path, cfg: dict):
     return model.eval()
 
 
+def _architecture(network_cfg: dict) -> str:
+    text = ("GARCD diagnosis net (conv, 4 residual blocks 3/3/4/4 convs, 2 convs, "
+            "3 per-position FC layers, mean-pooled logits = CAM)")
+    members = int(network_cfg.get("ensemble_members", 1))
+    if members > 1:
+        text = f"seed ensemble of {members} x " + text + "; member logit maps averaged, CAM = mean of the members' CAMs"
+    return text
+
+
 def choose_pooling(scans: dict) -> tuple:
     """(method, margins) from HU scans' pooled scores; top_k_mean if none separates them."""
     covid = [s for s in scans if s == "P001"]
@@ -91,8 +100,7 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
                      if k in raw else v for k, v in final["slice"].items()}
     entry = {
         "name": key, "file": target.name, "sha256": sha256_of(target), "version": cfg["version"],
-        "architecture": "GARCD diagnosis net (conv, 4 residual blocks 3/3/4/4 convs, 2 convs, "
-                        "3 per-position FC layers, mean-pooled logits = CAM)",
+        "architecture": _architecture(cfg["network"]),
         "config": {"network": build_network(cfg["network"]).config, "input_size_px": cfg["input_size_px"],
                    "standardisation": cfg.get("standardisation", "equalise"),
                    "crop": cfg.get("crop", "scan"), "min_lung_fraction": cfg.get("min_lung_fraction", 0.10)},

@@ -25,7 +25,7 @@ import numpy as np
 from . import metrics, pooling
 from .augment import augment_slice
 from .input_normalisation import standardise
-from .network import build_network, count_parameters
+from .network import build_network, count_parameters, ensemble_state_dict
 
 DEFAULT_TRAINING = {
     "name": "classifier",
@@ -243,5 +243,73 @@ def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
               "split_sizes": {k: int(v.size) for k, v in splits.items()}}
     (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     log(json.dumps(final["slice"], default=float)[:3000])
+    log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
+    return report
+
+
+# Settings every member of a seed ensemble must share: otherwise the members would see
+# different inputs, or the held-out sets of one member would be training data of another.
+ENSEMBLE_SHARED_KEYS = ("network", "input_size_px", "crop", "min_lung_fraction", "standardisation",
+                        "split_seed", "sars_val_fraction", "ucsd_val_fraction", "train")
+
+
+def member_configs(cfg: dict, config_path) -> list:
+    """The member configs an ensemble config names (``ensemble_of``, paths relative to it)."""
+    folder = Path(config_path).resolve().parent
+    members = [(Path(name).stem, load_config(folder / name)) for name in cfg["ensemble_of"]]
+    if len(members) < 2:
+        raise ValueError("ensemble_of must name at least two member configs")
+    for key in ENSEMBLE_SHARED_KEYS:
+        values = {json.dumps(m.get(key), sort_keys=True) for _, m in members}
+        if len(values) > 1:
+            raise ValueError(f"ensemble members differ in '{key}'; they must share it to be averaged "
+                             "and evaluated on the same held-out data")
+    return members
+
+
+def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> dict:
+    """Train (or reuse) each member into ``out_dir/members/<config>``, then combine them.
+
+    A member whose ``run.json`` holds exactly its config is reused, so an interrupted
+    ensemble run resumes and a member trained on its own is not trained twice.  Writes the
+    combined ``model.pt`` and ``run.json`` into ``out_dir``, as :func:`train` does.
+    """
+    import torch
+
+    out_dir = Path(out_dir)
+    reports, states = [], []
+    members = member_configs(cfg, config_path)
+    for name, member_cfg in members:
+        member_dir = out_dir / "members" / name
+        run_file = member_dir / "run.json"
+        previous = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else None
+        if previous is not None and (member_dir / "model.pt").exists() and \
+                json.dumps(previous["config"], sort_keys=True) == json.dumps(member_cfg, sort_keys=True):
+            log(f"member {name}: reusing {member_dir}")
+            reports.append(previous)
+        else:
+            log(f"member {name}: training (seed {member_cfg['seed']})")
+            reports.append(train(member_cfg, cache, member_dir, log))
+        states.append(torch.load(member_dir / "model.pt", map_location="cpu", weights_only=True))
+    base = members[0][1]
+    combined_cfg = dict(base, name=cfg.get("name", base["name"]), version=cfg.get("version", base["version"]),
+                        network=dict(base["network"], ensemble_members=len(members)),
+                        ensemble_of=list(cfg["ensemble_of"]), seed=[m["seed"] for _, m in members],
+                        _comment=cfg.get("_comment", ""))
+    model = build_network(combined_cfg["network"])
+    model.load_state_dict({k: v.float() for k, v in ensemble_state_dict(states).items()})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(ensemble_state_dict(states), out_dir / "model.pt")
+    final = evaluate_splits(model, cache, make_splits(cache, combined_cfg), "cpu",
+                            standardisation=combined_cfg.get("standardisation", "equalise"))
+    report = {"config": combined_cfg, "members": [{"config": name, "minutes": r["minutes"],
+                                                   "steps_done": r["steps_done"],
+                                                   "final_slice_auc": {k: v["auc"] for k, v in r["final"]["slice"].items()}}
+                                                  for (name, _), r in zip(members, reports)],
+              "final": final, "steps_done": sum(r["steps_done"] for r in reports),
+              "minutes": round(sum(r["minutes"] for r in reports), 2),
+              "split_sizes": {k: int(v.size) for k, v in make_splits(cache, combined_cfg).items()}}
+    (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    log(json.dumps({k: round(v["auc"], 4) for k, v in final["slice"].items()}))
     log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
     return report

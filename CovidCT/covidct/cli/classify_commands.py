@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("train-classifier", help="retrain the classifier (reproduces the shipped weights)",
                               description="Cache the normalised slices, train, and with --ship write "
                                           "weights/classifier.pt and its manifest.")
-    p.add_argument("--config", default=str(configs_dir() / "classifier_cpu.json"))
+    p.add_argument("--config", default=str(configs_dir() / "classifier_ensemble.json"),
+                   help="training config; the default is the shipped recipe (a seed ensemble of three CPU runs)")
     p.add_argument("--data", default=None, help="data folder (default: ../shared/data from the repository)")
     p.add_argument("--cache", default=None,
                    help="pre-processed slice cache (built when missing or made with other settings; "
@@ -45,7 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--run-dir", default="runs/classifier", help="where model.pt and run.json go")
     p.add_argument("--ship", action="store_true", help="write the weights and manifest into the weights folder")
     p.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped one)")
-    p.add_argument("--threshold-from", choices=("hu_scans", "validation_2d"), default="hu_scans")
+    p.add_argument("--threshold-from", choices=("hu_scans", "validation_2d"), default="validation_2d",
+                   help="operating threshold: Youden point on the held-out 2D slices (default, as shipped) "
+                        "or the midpoint between the pooled HU scans (fitted on the HU scans)")
     p.add_argument("--release-only", action="store_true", help="skip training; ship an existing run")
     p.set_defaults(handler=run_train)
 
@@ -83,7 +86,7 @@ def run_train(args) -> int:
 
     from ..classify.datasets import build_cache, cache_matches, load_cache
     from ..classify.release import release
-    from ..classify.training import load_config, train
+    from ..classify.training import load_config, train, train_ensemble
     from ..weights import weights_dir
 
     cfg = load_config(args.config)
@@ -96,7 +99,10 @@ def run_train(args) -> int:
         build_cache(_data_root(args), cache_path, size_px, crop=crop)
         cache = load_cache(cache_path)
     if not args.release_only:
-        train(cfg, cache, args.run_dir)
+        if cfg.get("ensemble_of"):
+            train_ensemble(cfg, args.config, cache, args.run_dir)
+        else:
+            train(cfg, cache, args.run_dir)
     if args.ship:
         release(args.run_dir, args.weights_dir or weights_dir(), cache, cfg["name"], args.threshold_from)
     return 0
