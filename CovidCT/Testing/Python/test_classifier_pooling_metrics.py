@@ -146,3 +146,14 @@ def test_degraded_vs_enhanced_on_2d_exports_is_paired_by_image(tmp_path):
     d = row["enhanced_minus_degraded"]
     assert d["difference"] == pytest.approx(row["enhanced"]["auc"] - row["degraded"]["auc"])
     assert d["difference_ci95"][0] <= d["difference_ci95"][1]
+
+
+def test_clean_slices_are_listed_with_their_distance_to_infection():
+    from covidct.classify.evaluation import clean_slice_context
+
+    infection = np.array([0, 1, 1, 0, 0, 0, 1, 0])
+    scores = np.array([0.1, 0.9, 0.8, 0.7, np.nan, 0.2, 0.9, 0.3])
+    rows = clean_slice_context(infection, scores)
+    assert [(r["index"], r["slices_to_infected"]) for r in rows] == [(0, 1), (3, 1), (5, 1), (7, 1)]
+    assert rows[1]["covid19"] == pytest.approx(0.7)
+    assert clean_slice_context(np.zeros(4), np.zeros(4)) == []

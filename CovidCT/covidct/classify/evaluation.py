@@ -142,6 +142,21 @@ def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", scale: 
     return out
 
 
+def clean_slice_context(infection: np.ndarray, scores: np.ndarray) -> list:
+    """Each scored slice without infection in a scan that has infection: its score and how
+    many slices away the nearest infected slice is.
+
+    Within-patient slice AUC is limited by neighbours: a clean slice next to an infected one
+    shows much the same lung, so listing the distance tells label-boundary errors from
+    errors far from any lesion.
+    """
+    infected = np.flatnonzero(np.asarray(infection) == 1)
+    if infected.size == 0:
+        return []
+    return [{"index": int(i), "covid19": float(scores[i]), "slices_to_infected": int(np.abs(infected - i).min())}
+            for i in np.flatnonzero((np.asarray(infection) == 0) & ~np.isnan(scores))]
+
+
 def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
              degraded_scale: int = 0, model_key: str = "classifier", weights_directory=None) -> dict:
     """Compute, print and write ``metrics.json`` plus ROC/PR PNGs into ``out_dir``.
@@ -196,7 +211,8 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         result["scan"][scan] = {"diagnosis": diagnosis, "covid_probability": res.covid_probability,
                                 "decision": res.decision, "correct": (res.decision == "COVID-19") == (diagnosis == "COVID-19"),
                                 "in_sample": scan in trained_scans, "lung_slices": int(keep.sum()),
-                                "slice_auc_infected_vs_not": metrics.auc(infection[keep], scores[keep])}
+                                "slice_auc_infected_vs_not": metrics.auc(infection[keep], scores[keep]),
+                                "clean_slices": clean_slice_context(infection, scores)}
         log(f"scan {scan:10s} ({diagnosis}): p(COVID-19) {res.covid_probability:.3f} -> {res.decision}"
             f"{' [in training]' if scan in trained_scans else ''}")
     if hu_scores:
