@@ -147,6 +147,23 @@ def test_degraded_vs_enhanced_on_2d_exports_is_paired_by_image(tmp_path):
     assert d["difference"] == pytest.approx(row["enhanced"]["auc"] - row["degraded"]["auc"])
     assert d["difference_ci95"][0] <= d["difference_ci95"][1]
 
+    realistic = degraded_vs_enhanced_2d(items, {"val": np.arange(8)}, tiny_classifier(), "cpu", "x4_realistic",
+                                        20, log=lambda *_: None)
+    assert realistic["degradation"]["jpeg_quality"] == 75 and realistic["degradation"]["noise_hu"] == 10.0
+    assert all(realistic["val"][c]["n"] == 8 for c in CONDITIONS)
+
+
+def test_volume_degradation_is_per_slice_and_pure_downsampling_is_exact():
+    from covidct.classify.evaluation import _degrade_slices, as_degradation
+    from covidct.enhance.degradation import area_downsample
+
+    hu = np.random.default_rng(0).normal(-600, 300, (3, 32, 36)).astype(np.float32)
+    pure = _degrade_slices(hu, as_degradation(4))
+    assert np.array_equal(pure, area_downsample(hu, 4)) and pure.shape == (3, 8, 9)
+    noisy = _degrade_slices(hu, as_degradation("x4_realistic"))
+    assert noisy.shape == (3, 8, 9) and not np.allclose(noisy, pure)
+    assert np.array_equal(noisy, _degrade_slices(hu, as_degradation("x4_realistic")))   # seeded
+
 
 def test_clean_slices_are_listed_with_their_distance_to_infection():
     from covidct.classify.evaluation import clean_slice_context

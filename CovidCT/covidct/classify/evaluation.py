@@ -53,25 +53,63 @@ def _paired_rows(labels, scores: dict, threshold: float, n_boot: int) -> dict:
     return out
 
 
-def degraded_vs_enhanced(data_root, clf, device="auto", scale: int = 4, n_boot: int = 1000, log=print) -> dict:
-    """GARCD's claim on the HU scans: enhanced x4-degraded slices classify better than degraded ones.
+def as_degradation(value):
+    """A :class:`~covidct.enhance.degradation.Degradation` from itself, a scale, or a condition
+    name of ``covidct evaluate-enhancer`` (``x2``, ``x4``, ``x4_realistic``)."""
+    from ..enhance.degradation import Degradation
+    from ..enhance.evaluation import CONDITIONS as ENHANCER_CONDITIONS
 
-    Each scan is degraded by ``scale`` with the enhancer's own area down-sampling (the
-    foundation's degradation), then classified (a) as is and (b) after the shipped
+    if isinstance(value, Degradation):
+        return value
+    if isinstance(value, str) and value in ENHANCER_CONDITIONS:
+        return ENHANCER_CONDITIONS[value]
+    return Degradation(scale=int(value))
+
+
+def _is_pure(degradation) -> bool:
+    return not (degradation.blur_sigma_px or degradation.noise_hu or degradation.jpeg_quality)
+
+
+def _degrade_slices(hu: np.ndarray, degradation, seed: int = 0) -> np.ndarray:
+    """Degrade each 2D HU slice of ``hu`` (last two axes); pure down-sampling stays exact."""
+    from ..enhance.degradation import area_downsample, degrade_hu
+
+    if _is_pure(degradation):
+        return area_downsample(np.asarray(hu, dtype=np.float32), degradation.scale)
+    rng = np.random.default_rng(seed)
+    flat = np.asarray(hu, dtype=np.float32).reshape((-1,) + hu.shape[-2:])
+    low = np.stack([degrade_hu(s, degradation, rng) for s in flat])
+    return low.reshape(hu.shape[:-2] + low.shape[-2:])
+
+
+def _degradation_label(degradation) -> str:
+    extras = [f"blur {degradation.blur_sigma_px:g} px" if degradation.blur_sigma_px else "",
+              f"noise {degradation.noise_hu:g} HU" if degradation.noise_hu else "",
+              f"JPEG {degradation.jpeg_quality}" if degradation.jpeg_quality else ""]
+    return f"x{degradation.scale}" + "".join(f" + {e}" for e in extras if e)
+
+
+def degraded_vs_enhanced(data_root, clf, device="auto", degradation=4, n_boot: int = 1000, log=print) -> dict:
+    """GARCD's claim on the HU scans: enhanced degraded slices classify better than degraded ones.
+
+    Each scan is degraded with the foundation's degradation (by default the enhancer's own
+    area down-sampling; ``x4_realistic`` adds blur, noise and JPEG as ``covidct
+    evaluate-enhancer`` does), then classified (a) as is and (b) after the shipped
     enhancer; scan probabilities and three slice AUCs (infected vs not; infected slices of
     the COVID-19 scan vs the non-COVID scans' slices; infected vs clean slices within the
     COVID-19 scan) are compared with the original resolution.  Only slices scored in all
     three conditions count, so the enhanced-minus-degraded difference is paired.
     """
-    from ..enhance.degradation import area_downsample
     from ..enhance.inference import enhance_volume
     from ..volume import CTVolume
 
+    degradation = as_degradation(degradation)
+    scale, label = degradation.scale, _degradation_label(degradation)
     rows = {"infection": [], "covid": [], **{name: [] for name in CONDITIONS}}
     scans = {}
     for scan in HU_SCANS:
         volume, diagnosis, infection = load_hu_scan(data_root, scan)
-        low_vox = area_downsample(volume.voxels.astype(np.float32), scale)
+        low_vox = _degrade_slices(volume.voxels, degradation)
         sx, sy, sz = volume.spacing_mm
         low = CTVolume(voxels=low_vox, spacing_mm=(sx * scale, sy * scale, sz), origin_lps=volume.origin_lps,
                        direction_lps=volume.direction_lps, facts=volume.facts, is_hounsfield=True)
@@ -88,8 +126,8 @@ def degraded_vs_enhanced(data_root, clf, device="auto", scale: int = 4, n_boot: 
             rows[name].append(scores[name][keep])
         rows["infection"].append(infection[keep].astype(bool))
         rows["covid"].append(np.full(int(keep.sum()), diagnosis in COVID_DIAGNOSES))
-        log(f"x{scale} {scan}: " + ", ".join(f"{k} {scans[scan][k]['covid_probability']:.3f}" for k in CONDITIONS))
-    out = {"scale": scale, "scans": scans}
+        log(f"{label} {scan}: " + ", ".join(f"{k} {scans[scan][k]['covid_probability']:.3f}" for k in CONDITIONS))
+    out = {"scale": scale, "degradation": degradation.to_dict(), "scans": scans}
     joined = {k: np.concatenate(v) for k, v in rows.items()}
     infected, covid = joined["infection"], joined["covid"]
     for metric, labels, sel in (
@@ -98,12 +136,12 @@ def degraded_vs_enhanced(data_root, clf, device="auto", scale: int = 4, n_boot: 
             ("slice_auc_covid_scan_infected_vs_clean", infected, covid)):
         out[metric] = _paired_rows(labels[sel], {n: joined[n][sel] for n in CONDITIONS}, clf.threshold, n_boot)
         for name in CONDITIONS:
-            log(_line(f"x{scale} {name}: {metric[10:]}", out[metric][name]))
-        log(_difference_line(f"x{scale} {metric[10:]}", out[metric]["enhanced_minus_degraded"]))
+            log(_line(f"{label} {name}: {metric[10:]}", out[metric][name]))
+        log(_difference_line(f"{label} {metric[10:]}", out[metric]["enhanced_minus_degraded"]))
     return out
 
 
-def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", scale: int = 4,
+def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", degradation=4,
                             n_boot: int = 1000, log=print) -> dict:
     """GARCD's claim on the held-out 8-bit slices, where x4 loss matters at the classifier's input.
 
@@ -116,9 +154,13 @@ def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", scale: 
     from ..enhance.degradation import area_downsample
     from ..enhance.inference import enhance_unit_slice
     from ..io import read_slice_image
+    from ..preprocess.windowing import LUNG_WINDOW_HU, lung_window
     from .input_normalisation import lung_box, to_unit
 
-    out = {"scale": scale}
+    degradation = as_degradation(degradation)
+    scale, label = degradation.scale, _degradation_label(degradation)
+    low_hu, high_hu = LUNG_WINDOW_HU
+    out = {"scale": scale, "degradation": degradation.to_dict()}
     for name, idx in sets.items():
         units = {n: [] for n in CONDITIONS}
         for i in idx:
@@ -126,7 +168,10 @@ def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", scale: 
             rows_px, cols_px = (unit.shape[0] // scale) * scale, (unit.shape[1] // scale) * scale
             unit = unit[:rows_px, :cols_px]
             r0, r1, c0, c1 = lung_box(None, unit)
-            low = area_downsample(unit, scale)
+            if _is_pure(degradation):
+                low = area_downsample(unit, scale)
+            else:  # the 8-bit export read as lung-window HU, so noise and JPEG act as on a scan
+                low = lung_window(_degrade_slices(unit * (high_hu - low_hu) + low_hu, degradation, int(i)))
             enhanced = enhance_unit_slice(low, scale=scale, device=device)
             low_box = (r0 // scale, max(r0 // scale + 1, -(-r1 // scale)),
                        c0 // scale, max(c0 // scale + 1, -(-c1 // scale)))
@@ -137,8 +182,8 @@ def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", scale: 
         scores = {cond: clf.predict(units[cond])[0] for cond in CONDITIONS}
         out[name] = _paired_rows(labels, scores, clf.threshold, n_boot)
         for cond in CONDITIONS:
-            log(_line(f"x{scale} {name} {cond}", out[name][cond]))
-        log(_difference_line(f"x{scale} {name}", out[name]["enhanced_minus_degraded"]))
+            log(_line(f"{label} {name} {cond}", out[name][cond]))
+        log(_difference_line(f"{label} {name}", out[name]["enhanced_minus_degraded"]))
     return out
 
 
@@ -158,7 +203,7 @@ def clean_slice_context(infection: np.ndarray, scores: np.ndarray) -> list:
 
 
 def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
-             degraded_scale: int = 0, model_key: str = "classifier", weights_directory=None) -> dict:
+             degradation=None, model_key: str = "classifier", weights_directory=None) -> dict:
     """Compute, print and write ``metrics.json`` plus ROC/PR PNGs into ``out_dir``.
 
     ``model_key``/``weights_directory`` evaluate another released model than the shipped
@@ -233,14 +278,14 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         log(f"scan level (n={len(scan_labels)}): " + _line("hu_scans", result["scan"]["_all"]))
     if montage:
         result["figures"].append(save_cam_montage(montage, out_dir / "cam_montage.png"))
-    if degraded_scale:
+    if degradation:
         try:
-            result["degraded_vs_enhanced"] = degraded_vs_enhanced(data_root, clf, device, degraded_scale,
+            result["degraded_vs_enhanced"] = degraded_vs_enhanced(data_root, clf, device, degradation,
                                                                   min(n_boot, 1000), log)
         except CovidCTError as exc:
             log(f"degraded/enhanced comparison skipped: {exc}")
             result["degraded_vs_enhanced"] = {"skipped": str(exc)}
-        result["degraded_vs_enhanced_2d"] = degraded_vs_enhanced_2d(items, sets, clf, device, degraded_scale,
+        result["degraded_vs_enhanced_2d"] = degraded_vs_enhanced_2d(items, sets, clf, device, degradation,
                                                                     min(n_boot, 1000), log)
     result["hu_scans_in_training"] = sorted(trained_scans)
     result["seconds"] = round(time.time() - start, 1)

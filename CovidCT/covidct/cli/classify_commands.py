@@ -26,7 +26,10 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--out", default="evaluation", help="folder for metrics.json and figures")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for AUC CIs")
     p.add_argument("--degraded", type=int, default=0, metavar="SCALE",
-                   help="also compare classification of SCALE-times degraded vs enhanced HU scans (e.g. 4)")
+                   help="also compare classification of SCALE-times down-sampled vs enhanced inputs (e.g. 4)")
+    p.add_argument("--degradation", choices=("x2", "x4", "x4_realistic"), default=None,
+                   help="like --degraded, with a named condition of evaluate-enhancer "
+                        "(x4_realistic: x4 + blur 0.6 px + noise 10 HU + JPEG 75)")
     p.add_argument("--weights-dir", default=None,
                    help="evaluate a model released into this folder instead of the shipped one")
     p.add_argument("--model-key", default="classifier", help="name of the model in --weights-dir (KEY.pt, KEY.json)")
@@ -74,7 +77,8 @@ def run_evaluate(args) -> int:
     from ..classify.evaluation import evaluate
 
     result = evaluate(_data_root(args), args.out, args.device, args.bootstrap,
-                      log=(lambda *_: None) if args.json else print, degraded_scale=args.degraded,
+                      log=(lambda *_: None) if args.json else print,
+                      degradation=args.degradation or args.degraded or None,
                       model_key=args.model_key, weights_directory=args.weights_dir)
     if args.json:
         print_json(result)
