@@ -6,7 +6,9 @@ the held-out UCSD slices (grouped by preprint), and every lung slice of the HU s
 Scan level: each HU scan through the full :func:`classify_volume` pipeline (lung mask,
 pooling, threshold).  Splits are recomputed from the manifest's training config, so the
 sets are exactly those the shipped weights never saw; HU scans that were trained on are
-flagged ``in_sample``.
+flagged ``in_sample``.  With a degradation (``--degraded 4`` or ``--degradation
+x4_realistic``) the held-out HU scans and 2D slices are also classified degraded and
+degraded-then-enhanced, with the paired AUC difference: GARCD's claim, measured.
 """
 
 from __future__ import annotations
@@ -147,7 +149,8 @@ def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", degrada
 
     The exports are ~350 x 260 px, so x4 area down-sampling leaves ~90 x 65 px of chest:
     less than the classifier's 128 px input, unlike a 512² HU scan.  Each held-out image is
-    down-sampled, then classified (a) as is (bilinear up to the input size, what a plain
+    degraded (down-sampled; blurred, noised and JPEG-compressed too for ``x4_realistic``),
+    then classified (a) as is (bilinear up to the input size, what a plain
     pipeline does) and (b) after the shipped enhancer, both cropped with the original
     image's content box; the AUC difference is paired by image.
     """
