@@ -296,11 +296,13 @@ def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> d
                         network=dict(base["network"], ensemble_members=len(members)),
                         ensemble_of=list(cfg["ensemble_of"]), seed=[m["seed"] for _, m in members],
                         _comment=cfg.get("_comment", ""))
+    state = ensemble_state_dict(states)
     model = build_network(combined_cfg["network"])
-    model.load_state_dict({k: v.float() for k, v in ensemble_state_dict(states).items()})
+    model.load_state_dict({k: v.float() for k, v in state.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(ensemble_state_dict(states), out_dir / "model.pt")
-    final = evaluate_splits(model, cache, make_splits(cache, combined_cfg), "cpu",
+    torch.save(state, out_dir / "model.pt")
+    splits = make_splits(cache, combined_cfg)
+    final = evaluate_splits(model, cache, splits, "cpu",
                             standardisation=combined_cfg.get("standardisation", "equalise"))
     report = {"config": combined_cfg, "members": [{"config": name, "minutes": r["minutes"],
                                                    "steps_done": r["steps_done"],
@@ -308,7 +310,7 @@ def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> d
                                                   for (name, _), r in zip(members, reports)],
               "final": final, "steps_done": sum(r["steps_done"] for r in reports),
               "minutes": round(sum(r["minutes"] for r in reports), 2),
-              "split_sizes": {k: int(v.size) for k, v in make_splits(cache, combined_cfg).items()}}
+              "split_sizes": {k: int(v.size) for k, v in splits.items()}}
     (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     log(json.dumps({k: round(v["auc"], 4) for k, v in final["slice"].items()}))
     log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
