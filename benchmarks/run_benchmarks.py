@@ -17,6 +17,10 @@ Benchmarks:
                    folded, channels-last, the product's precision) at the best of several batch
                    sizes, without I/O, windowing or the bicubic base
   classifier       slices/s of the classifier forward + CAM (product batch vs batch-1 baseline)
+  classifier_input_size
+                   slices/s of the shipped classifier's forward + CAM at other input sizes (the
+                   network is fully convolutional), as a ratio to the shipped size: the speed half
+                   of the input-resolution choice in weights/CLASSIFIER_CARD.md
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "CovidCT" / "Resources" / "SampleData" / "covidct-sample-P001-128.nrrd"
 FULL_SCAN = REPO.parent / "shared" / "data" / "covid-ct-md" / "P001"
-BENCHMARKS = ("analyze_sample", "analyze_full", "enhancer", "classifier")
+BENCHMARKS = ("analyze_sample", "analyze_full", "enhancer", "classifier", "classifier_input_size")
+INPUT_SIZES_PX = (96, 128, 192, 256)
 
 
 def _peak_memory(device) -> dict:
@@ -165,6 +170,27 @@ def bench_classifier(device_name: str, slices: int) -> dict:
             "threads": torch.get_num_threads(), **_peak_memory(device)}
 
 
+def bench_classifier_input_size(device_name: str, slices: int) -> dict:
+    import numpy as np
+    import torch
+
+    from covidct.classify.api import load_classifier
+    from covidct.devices import select_device
+
+    device = select_device(device_name)
+    clf = load_classifier(device_name)
+    rng = np.random.default_rng(0)
+    per_s = {}
+    for size in INPUT_SIZES_PX:
+        units = [rng.uniform(0, 1, size=(size, size)).astype(np.float32) for _ in range(slices)]
+        per_s[size] = slices / _timed(lambda: clf.predict(units), 2, device)
+    shipped = per_s[clf.size_px] if clf.size_px in per_s else None
+    return {"slices": slices, "shipped_input_px": clf.size_px,
+            "slices_per_s": {str(k): round(v, 1) for k, v in per_s.items()},
+            "time_ratio_to_shipped": {str(k): round(shipped / v, 2) for k, v in per_s.items()} if shipped else None,
+            "threads": torch.get_num_threads(), **_peak_memory(device)}
+
+
 def run_one(name: str, args) -> dict:
     if name == "analyze_sample":
         return bench_analyze(SAMPLE, args.device, "auto")
@@ -176,6 +202,8 @@ def run_one(name: str, args) -> dict:
         return bench_enhancer(args.device, args.slices)
     if name == "classifier":
         return bench_classifier(args.device, args.slices * 4)
+    if name == "classifier_input_size":
+        return bench_classifier_input_size(args.device, args.slices * 4)
     raise SystemExit(f"unknown benchmark {name}")
 
 
