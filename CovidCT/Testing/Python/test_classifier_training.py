@@ -113,6 +113,17 @@ def test_seed_ensemble_trains_its_members_reuses_them_and_averages_them(tmp_path
     train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
     assert sum("reusing" in str(m) for m in messages) == 2       # resumes instead of retraining
 
+    member = tmp_path / names[0]        # a new comment is not a new recipe; a new setting is
+    member.write_text(json.dumps(dict(json.loads(member.read_text()), _comment="edited")))
+    messages.clear()
+    train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
+    assert sum("reusing" in str(m) for m in messages) == 2
+    member.write_text(json.dumps(dict(json.loads(member.read_text()), steps=31)))
+    messages.clear()
+    train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
+    assert [str(m).split(":")[0] for m in messages if "member" in str(m)] == ["member m0", "member m1"]
+    assert sum("reusing" in str(m) for m in messages) == 1
+
 
 def test_ensemble_members_must_share_data_splits_and_network(tmp_path):
     import json

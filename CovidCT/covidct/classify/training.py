@@ -253,6 +253,11 @@ ENSEMBLE_SHARED_KEYS = ("network", "input_size_px", "crop", "min_lung_fraction",
                         "split_seed", "sars_val_fraction", "ucsd_val_fraction", "train")
 
 
+def _training_settings(cfg: dict) -> str:
+    """A config without its comments (keys starting with ``_``), which do not change training."""
+    return json.dumps({k: v for k, v in cfg.items() if not k.startswith("_")}, sort_keys=True)
+
+
 def member_configs(cfg: dict, config_path) -> list:
     """The member configs an ensemble config names (``ensemble_of``, paths relative to it)."""
     folder = Path(config_path).resolve().parent
@@ -284,7 +289,7 @@ def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> d
         run_file = member_dir / "run.json"
         previous = json.loads(run_file.read_text(encoding="utf-8")) if run_file.exists() else None
         if previous is not None and (member_dir / "model.pt").exists() and \
-                json.dumps(previous["config"], sort_keys=True) == json.dumps(member_cfg, sort_keys=True):
+                _training_settings(previous["config"]) == _training_settings(member_cfg):
             log(f"member {name}: reusing {member_dir}")
             reports.append(previous)
         else:
