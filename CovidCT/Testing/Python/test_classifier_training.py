@@ -40,6 +40,20 @@ def test_a_few_training_steps_lower_the_loss(tmp_path):
     assert (tmp_path / "model.pt").exists() and (tmp_path / "run.json").exists()
     assert report["final"]["slice"]["sars_val"]["auc"] > 0.7
 
+    # The card's ablation rows are printed from run.json by tools/classifier_runs_table.py.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    table = Path(__file__).resolve().parents[3] / "tools" / "classifier_runs_table.py"
+    done = subprocess.run([sys.executable, str(table), str(tmp_path)], capture_output=True, text=True, check=True)
+    header, _, line = done.stdout.strip().splitlines()
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert len(cells) == len(header.strip("|").split("|")) == 7
+    assert cells[1].startswith(f"{report['final']['slice']['sars_val']['auc']:.3f} [")
+    assert cells[2].startswith(f"{report['final']['slice']['ucsd_val']['auc']:.3f}")
+    assert cells[3:] == ["-", "-", "-", "- / - / -"]          # no HU scans in this cache
+
 
 def test_hu_slices_with_too_little_lung_are_left_out_of_training_and_held_out_sets():
     from covidct.classify.datasets import cache_matches
