@@ -15,7 +15,7 @@ from pathlib import Path
 
 # Column title -> the slice set's name in run.json (UCSD is "ucsd" when wholly held out).
 SLICE_COLUMNS = (
-    ("SARS held-out", ("sars_val",)),
+    ("SARS held-out", ("sars_val", "sars")),
     ("UCSD held-out", ("ucsd_val", "ucsd")),
     ("HU: P001 infected vs non-COVID scans", ("hu_covid_infected_vs_noncovid",)),
     ("HU: within P001", ("hu_covid_scan_infected_vs_clean",)),

@@ -7,13 +7,18 @@ Sources (see ``../shared/data/README.md`` for licences and label quirks):
   duplicates ``Covid_129`` and ``Covid_135`` are dropped.
 * ``ucsd``: UCSD COVID-CT train+val slices from paper figures and public sources.  COVID
   images are grouped by the preprint they were cut from (a stand-in for patient).
-* ``hu``: the three COVID-CT-MD HU scans; per-slice ``infection`` labels come from
-  ``labels.json`` keyed by DICOM file name and are mapped to the volume's slice order.
+* ``hu``: the DICOM scans that ``covid-ct-md/labels.json`` lists (in ``../shared/data`` the
+  three COVID-CT-MD scans; a site adds its own by adding folders and entries); per-slice
+  ``infection`` labels are keyed by DICOM file name and mapped to the volume's slice order.
+
+A data folder may lack a source (a site evaluating on its own HU scans has no 8-bit sets):
+the cache then holds none of its slices, and training on a source with no slices is refused.
 
 Slice label for COVID vs non-COVID training: SARS/UCSD use their folder; for HU scans an
-infected P001 slice is COVID-19 (1), every cap001 and normal001 slice is non-COVID (0),
-and P001 slices without infection are ``-1`` (excluded from training: a COVID patient's
-clear slice is not evidence for either class) but kept for slice-level evaluation.
+infected slice of a COVID-19 scan (P001) is COVID-19 (1), every slice of a non-COVID scan
+(cap001, normal001) is non-COVID (0), and a COVID-19 scan's slices without infection are
+``-1`` (excluded from training: a COVID patient's clear slice is not evidence for either
+class) but kept for slice-level evaluation.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_fractions,
 CACHE_MIN_LUNG_FRACTION = 0.10
 
 SARS_DUPLICATES = ("Covid_129", "Covid_135")
-HU_SCANS = ("P001", "cap001", "normal001")
 COVID_DIAGNOSES = ("COVID-19",)
 IMAGE_SUFFIXES = (".webp", ".png", ".jpg", ".jpeg")
 
@@ -75,6 +79,30 @@ def ucsd_slices(data_root) -> list[dict]:
     return out
 
 
+def hu_scan_names(data_root) -> tuple:
+    """The scans ``covid-ct-md/labels.json`` lists (``_``-keys are notes), sorted; () without one."""
+    root = Path(data_root) / "covid-ct-md"
+    labels_file = root / "labels.json"
+    if not labels_file.exists():
+        return ()
+    labels = json.loads(labels_file.read_text(encoding="utf-8"))
+    missing = [name for name in labels if not name.startswith("_") and not (root / name).is_dir()]
+    if missing:
+        raise InputNotFoundError(f"{labels_file} lists scans with no folder beside it: {', '.join(sorted(missing))}.")
+    return tuple(sorted(name for name in labels if not name.startswith("_")))
+
+
+def two_d_slices(data_root, progress=print) -> list[dict]:
+    """SARS-CoV-2 and UCSD slices, each source only where its folder exists (said via ``progress``)."""
+    items = []
+    for name, read in (("sars-cov-2-ct", sars_slices), ("ucsd-covid-ct-trainval", ucsd_slices)):
+        if (Path(data_root) / name).exists():
+            items += read(data_root)
+        else:
+            progress(f"{name}/ not in {data_root}: its slices are left out")
+    return items
+
+
 def hu_scan_labels(data_root, scan: str) -> tuple:
     """(diagnosis, infection labels in the loaded volume's slice order)."""
     from ..io.dicom_series import _read_headers, sort_slices
@@ -113,7 +141,7 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
     from ..errors import CovidCTError
 
     images, meta, skipped = [], [], []
-    for item in sars_slices(data_root) + ucsd_slices(data_root):
+    for item in two_d_slices(data_root, progress):
         try:
             pixels = read_slice_image(item["path"])
         except CovidCTError as exc:  # e.g. tiny thumbnails cut from figures
@@ -123,7 +151,11 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
         images.append(cropped)
         meta.append((item["label"], item["source"], item["group"], item["path"].name, -1, -1, 1.0))
     progress(f"2D slices: {len(images)} (skipped {len(skipped)}: {skipped})")
-    for scan in HU_SCANS:
+    scans = hu_scan_names(data_root)
+    if not images and not scans:
+        raise InputNotFoundError(f"No training or evaluation data in {data_root}: expected sars-cov-2-ct/, "
+                                 "ucsd-covid-ct-trainval/ or covid-ct-md/ with labels.json.")
+    for scan in scans:
         volume, diagnosis, infection = load_hu_scan(data_root, scan)
         mask = compute_lung_mask(volume)
         scored = np.flatnonzero(lung_slices(mask, CACHE_MIN_LUNG_FRACTION))
@@ -142,7 +174,7 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        out_path, images=np.stack(images).astype(np.float16),
+        out_path, images=np.stack(images).astype(np.float16), data_fingerprint=np.array(data_fingerprint(data_root)),
         label=np.array([m[0] for m in meta], np.int8),
         source=np.array([m[1] for m in meta]), group=np.array([m[2] for m in meta]),
         name=np.array([m[3] for m in meta]), slice_index=np.array([m[4] for m in meta], np.int32),
@@ -156,7 +188,30 @@ def load_cache(path) -> dict:
         return {key: data[key] for key in data.files}
 
 
-def cache_matches(cache: dict, size_px: int, crop: str) -> bool:
-    """Was this cache built with the input size and HU crop mode a config asks for?"""
-    return (int(cache["size_px"]) == int(size_px) and "crop" in cache and str(cache["crop"]) == crop
-            and "lung_fraction" in cache)
+def data_fingerprint(data_root) -> str:
+    """sha256 over the sources' file names, sizes and labels: the same data in any folder."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for source in ("sars-cov-2-ct", "ucsd-covid-ct-trainval", "covid-ct-md"):
+        folder = Path(data_root) / source
+        if folder.exists():
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                digest.update(f"{path.relative_to(data_root).as_posix()}\t{path.stat().st_size}\n".encode())
+    labels = Path(data_root) / "covid-ct-md" / "labels.json"
+    if labels.exists():
+        digest.update(labels.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_matches(cache: dict, size_px: int, crop: str, data_root=None) -> bool:
+    """Was this cache built from this data, with the input size and HU crop mode a config asks for?
+
+    The cache lives in one temporary folder whatever ``--data`` says, so a site's own data
+    must not silently reuse a cache of the shared data.  Without ``data_root`` the data is
+    not checked.
+    """
+    same_data = data_root is None or ("data_fingerprint" in cache
+                                      and str(cache["data_fingerprint"]) == data_fingerprint(data_root))
+    return (same_data and int(cache["size_px"]) == int(size_px) and "crop" in cache
+            and str(cache["crop"]) == crop and "lung_fraction" in cache)

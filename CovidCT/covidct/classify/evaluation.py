@@ -22,16 +22,16 @@ import numpy as np
 from ..errors import CovidCTError
 from . import metrics
 from .api import load_classifier, classify_volume
-from .datasets import COVID_DIAGNOSES, HU_SCANS, load_hu_scan, sars_slices, ucsd_slices
+from .datasets import COVID_DIAGNOSES, hu_scan_names, load_hu_scan, two_d_slices
 from .input_normalisation import crop_and_resize
 from .training import make_splits
 
 
-def _two_d_sets(data_root, cfg: dict, size_px: int):
+def _two_d_sets(data_root, cfg: dict, size_px: int, log=print):
     from ..io import read_slice_image
 
     units, meta = [], []
-    for item in sars_slices(data_root) + ucsd_slices(data_root):
+    for item in two_d_slices(data_root, log):
         try:
             pixels = read_slice_image(item["path"])
         except CovidCTError:
@@ -41,7 +41,8 @@ def _two_d_sets(data_root, cfg: dict, size_px: int):
     pseudo = {"source": np.array([m["source"] for m in meta]), "group": np.array([m["group"] for m in meta]),
               "label": np.array([m["label"] for m in meta], np.int8)}
     splits = make_splits(pseudo, cfg)
-    return units, pseudo, meta, {k: v for k, v in splits.items() if k != "train" and not k.startswith("hu:")}
+    return units, pseudo, meta, {k: v for k, v in splits.items()
+                                 if k != "train" and not k.startswith("hu:") and v.size}
 
 
 CONDITIONS = ("original", "degraded", "enhanced")
@@ -109,7 +110,10 @@ def degraded_vs_enhanced(data_root, clf, device="auto", degradation=4, n_boot: i
     scale, label = degradation.scale, _degradation_label(degradation)
     rows = {"infection": [], "covid": [], **{name: [] for name in CONDITIONS}}
     scans = {}
-    for scan in HU_SCANS:
+    names = hu_scan_names(data_root)
+    if not names:
+        return {"skipped": f"no HU scans listed in {Path(data_root) / 'covid-ct-md' / 'labels.json'}"}
+    for scan in names:
         volume, diagnosis, infection = load_hu_scan(data_root, scan)
         low_vox = _degrade_slices(volume.voxels, degradation)
         sx, sy, sz = volume.spacing_mm
@@ -221,7 +225,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
     out_dir.mkdir(parents=True, exist_ok=True)
     result = {"model": clf.info, "threshold": clf.threshold, "pooling": clf.pooling,
               "slice": {}, "scan": {}, "figures": []}
-    units, pseudo, items, sets = _two_d_sets(data_root, cfg, clf.size_px)
+    units, pseudo, items, sets = _two_d_sets(data_root, cfg, clf.size_px, log)
     montage = []
     for name, idx in sets.items():
         probs, cams = clf.predict([units[i] for i in idx])
@@ -237,7 +241,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
     trained_scans = set(cfg.get("train", {}).get("hu_scans", []))
     hu_scores, hu_infection, hu_covid = [], [], []
     scan_labels, scan_probs = [], []
-    for scan in HU_SCANS:
+    for scan in hu_scan_names(data_root):
         try:
             volume, diagnosis, infection = load_hu_scan(data_root, scan)
         except CovidCTError as exc:

@@ -1,12 +1,12 @@
 """Turn a training run into shipped weights: pick pooling and threshold, write the manifest.
 
-Pooling is picked on the held-out HU scans (largest margin between the COVID-19 scan and
-the highest non-COVID scan: only three scans, so this is weak evidence and said so in
-the card).  The operating threshold comes from a ROC (Youden's J) on held-out data,
+Pooling is picked on the held-out HU scans (largest margin between the lowest COVID-19 scan
+and the highest non-COVID scan: only three scans here, so this is weak evidence and said so
+in the card).  The operating threshold comes from a ROC (Youden's J) on held-out data,
 chosen by ``threshold_from``:
 
-* ``"hu_scans"``: midpoint between the pooled COVID-19 scan score and the highest pooled
-  non-COVID scan score (scan-level ROC on the HU scans, as MEASURED.md advises
+* ``"hu_scans"``: midpoint between the lowest pooled COVID-19 scan score and the highest
+  pooled non-COVID scan score (scan-level ROC on the HU scans, as MEASURED.md advises
   calibrating on HU rather than SARS; in-sample for the HU scan decisions);
 * ``"validation_2d"``: Youden threshold on the held-out SARS + UCSD slices.
 """
@@ -42,14 +42,22 @@ def _architecture(network_cfg: dict) -> str:
     return text
 
 
+def _is_covid_scan(name: str, scan: dict) -> bool:
+    return bool(scan.get("covid_scan", name == "P001"))  # run.json files before the key: P001
+
+
+def scan_margin(scans: dict, method: str):
+    """(lowest COVID-19 scan score, highest non-COVID scan score) pooled by ``method``; None without both."""
+    covid = [v["pooled"][method] for k, v in scans.items() if _is_covid_scan(k, v)]
+    others = [v["pooled"][method] for k, v in scans.items() if not _is_covid_scan(k, v)]
+    return (min(covid), max(others)) if covid and others else None
+
+
 def choose_pooling(scans: dict) -> tuple:
     """(method, margins) from HU scans' pooled scores; top_k_mean if none separates them."""
-    covid = [s for s in scans if s == "P001"]
-    others = [s for s in scans if s != "P001"]
-    if not covid or not others:
+    if scan_margin(scans, "top_k_mean") is None:
         return "top_k_mean", {}
-    margins = {m: scans[covid[0]]["pooled"][m] - max(scans[o]["pooled"][m] for o in others)
-               for m in pooling.POOLING_FUNCTIONS}
+    margins = {m: scan_margin(scans, m)[0] - scan_margin(scans, m)[1] for m in pooling.POOLING_FUNCTIONS}
     best = max(margins, key=margins.get)
     return (best if margins[best] > 0 else "top_k_mean"), margins  # none separates: keep the default
 
@@ -79,9 +87,9 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
         t2d = metrics.youden_threshold(labels, scores)
         thresholds["validation_2d"] = {"threshold": t2d, "sets": sorted(raw),
                                        **metrics.at_threshold(labels, scores, t2d)}
-    if "P001" in final["scans"] and len(final["scans"]) > 1:
-        covid = final["scans"]["P001"]["pooled"][method]
-        other = max(v["pooled"][method] for k, v in final["scans"].items() if k != "P001")
+    margin = scan_margin(final["scans"], method)
+    if margin is not None:
+        covid, other = margin
         if covid > other:
             thresholds["hu_scans"] = {"threshold": 0.5 * (covid + other), "covid_scan": covid,
                                       "highest_non_covid_scan": other}

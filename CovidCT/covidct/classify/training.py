@@ -65,7 +65,7 @@ def _group_split(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     unique = np.unique(groups)
     rng = np.random.default_rng(seed)
     chosen = set(rng.choice(unique, size=int(round(fraction * unique.size)), replace=False).tolist())
-    return np.array([g in chosen for g in groups])
+    return np.array([g in chosen for g in groups], dtype=bool)
 
 
 def make_splits(cache: dict, cfg: dict) -> dict:
@@ -160,6 +160,7 @@ def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int 
         if name.startswith("hu:"):
             scan = name[3:]
             out["scans"][scan] = {
+                "covid_scan": bool(np.any(cache["label"][idx] != 0)),  # COVID-19 scans' slices are 1 or -1
                 "slice_index": cache["slice_index"][idx].tolist(),
                 "infection": cache["infection"][idx].tolist(),
                 "scores": [round(float(v), 5) for v in p],
@@ -176,7 +177,7 @@ def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int 
         p = np.concatenate([scores_by_set[k][1] for k in hu])
         inf = cache["infection"][idx]
         out["slice"]["hu_infected_vs_not"] = metrics.summary(inf, p, 0.5, n_boot)
-        covid_scan = cache["label"][idx] != 0  # P001 slices (1 infected, -1 clear)
+        covid_scan = cache["label"][idx] != 0  # COVID-19 scans' slices (1 infected, -1 clear)
         keep = (inf == 1) & covid_scan | (cache["label"][idx] == 0)
         if keep.any():
             out["slice"]["hu_covid_infected_vs_noncovid"] = metrics.summary(
@@ -187,9 +188,23 @@ def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int 
     return out
 
 
+def check_training_sources(cfg: dict, cache: dict) -> None:
+    """Refuse a config that trains on a source or HU scan the data folder does not hold."""
+    source, group = cache["source"], cache["group"]
+    missing = [name for name in ("sars", "ucsd") if cfg["train"].get(name) and not np.any(source == name)]
+    missing += [scan for scan in cfg["train"].get("hu_scans", []) if not np.any((source == "hu") & (group == scan))]
+    if missing:
+        from ..errors import InputNotFoundError
+
+        raise InputNotFoundError(f"The config trains on {', '.join(missing)}, which the data folder does not "
+                                 "hold. Point --data at a folder that does, or change 'train' in the config.")
+
+
 def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
     """Train one run; writes ``model.pt`` (fp16) and ``run.json`` into ``out_dir``."""
     import torch
+
+    check_training_sources(cfg, cache)
 
     torch.set_num_threads(int(cfg["threads"]))
     torch.manual_seed(cfg["seed"])

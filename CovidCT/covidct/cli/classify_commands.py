@@ -99,7 +99,7 @@ def run_train(args) -> int:
     cache_path = Path(args.cache) if args.cache else (
         Path(tempfile.gettempdir()) / "covidct_classifier_cache" / f"slices{size_px}_{crop}.npz")
     cache = load_cache(cache_path) if cache_path.exists() else None
-    if cache is None or not cache_matches(cache, size_px, crop):
+    if cache is None or not cache_matches(cache, size_px, crop, _data_root(args)):
         build_cache(_data_root(args), cache_path, size_px, crop=crop)
         cache = load_cache(cache_path)
     if not args.release_only:
