@@ -136,6 +136,7 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
     ``lung_fraction`` (HU only, else 1), and the HU ``crop`` mode used.
     """
     from ..io import read_slice_image
+    from ..io.atomic_write import atomic_path
     from ..preprocess.lung_mask import compute_lung_mask
 
     from ..errors import CovidCTError
@@ -172,14 +173,14 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
             n += 1
         progress(f"{scan}: {n} lung slices of {volume.num_slices}")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out_path, images=np.stack(images).astype(np.float16), data_fingerprint=np.array(data_fingerprint(data_root)),
-        label=np.array([m[0] for m in meta], np.int8),
-        source=np.array([m[1] for m in meta]), group=np.array([m[2] for m in meta]),
-        name=np.array([m[3] for m in meta]), slice_index=np.array([m[4] for m in meta], np.int32),
-        infection=np.array([m[5] for m in meta], np.int8),
-        lung_fraction=np.array([m[6] for m in meta], np.float32), size_px=np.int32(size_px), crop=np.array(crop))
+    with atomic_path(out_path) as tmp:  # a training started beside this one never reads half a cache
+        np.savez_compressed(
+            tmp, images=np.stack(images).astype(np.float16), data_fingerprint=np.array(data_fingerprint(data_root)),
+            label=np.array([m[0] for m in meta], np.int8),
+            source=np.array([m[1] for m in meta]), group=np.array([m[2] for m in meta]),
+            name=np.array([m[3] for m in meta]), slice_index=np.array([m[4] for m in meta], np.int32),
+            infection=np.array([m[5] for m in meta], np.int8),
+            lung_fraction=np.array([m[6] for m in meta], np.float32), size_px=np.int32(size_px), crop=np.array(crop))
     return out_path
 
 
