@@ -96,3 +96,22 @@ def test_evaluate_on_a_site_folder_with_only_its_own_hu_scans(tmp_path, shared_d
     assert within["n"] > 50 and 0.0 <= within["auc"] <= 1.0
     assert any("sars-cov-2-ct/ not in" in str(line) for line in lines)
     assert (tmp_path / "eval" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_training_cache_of_a_site_folder_holds_its_scans_and_knows_its_data(tmp_path, shared_data):
+    from covidct.classify.datasets import build_cache, cache_matches, load_cache
+    from covidct.classify.training import DEFAULT_TRAINING, check_training_sources
+
+    site = _site_folder(tmp_path, shared_data, {"site_normal": "normal001"})
+    path = build_cache(site, tmp_path / "cache" / "slices32_slice.npz", 32, progress=lambda *_: None)
+    assert [p.name for p in path.parent.iterdir()] == ["slices32_slice.npz"]      # no partial file left
+    cache = load_cache(path)
+    assert set(cache["source"].tolist()) == {"hu"} and set(cache["group"].tolist()) == {"site_normal"}
+    assert cache["images"].shape[1:] == (32, 32) and (cache["label"] == 0).all()
+    assert cache_matches(cache, 32, "slice", site)
+    check_training_sources(dict(DEFAULT_TRAINING, train={"sars": False, "ucsd": False,
+                                                         "hu_scans": ["site_normal"]}), cache)
+    labels = site / "covid-ct-md" / "labels.json"
+    labels.write_text(labels.read_text().replace("a site's own scans", "edited"))
+    assert not cache_matches(cache, 32, "slice", site)                           # the data changed
