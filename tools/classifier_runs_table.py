@@ -36,7 +36,7 @@ def row(run_dir: Path, pooling: str) -> str:
     """One Markdown row: the run, its held-out slice AUCs, its pooled scan probabilities."""
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     slices, scans = run["final"]["slice"], run["final"]["scans"]
-    cells = [f"`{run_dir.name}` ({run['config'].get('input_size_px')} px, {run['minutes']} min)"]
+    cells = [f"`{run_dir.name}` ({run['config'].get('input_size_px')} px, {run['minutes']} min wall)"]
     for _, names in SLICE_COLUMNS:
         cells.append(_auc(next((slices[n] for n in names if n in slices), None)))
     cells.append(" / ".join(f"{scans[s]['pooled'][pooling]:.3f}" if s in scans else "-" for s in SCANS))
