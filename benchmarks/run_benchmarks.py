@@ -150,16 +150,21 @@ def _conv_stack_bound(config: dict, side: int, slices: int, device) -> dict:
     return best
 
 
-def bench_classifier(device_name: str, slices: int) -> dict:
+def _shipped_classifier(device_name: str):
+    """(device, shipped classifier, seeded random generator) for the classifier benchmarks."""
     import numpy as np
-    import torch
 
     from covidct.classify.api import load_classifier
     from covidct.devices import select_device
 
-    device = select_device(device_name)
-    clf = load_classifier(device_name)
-    rng = np.random.default_rng(0)
+    return select_device(device_name), load_classifier(device_name), np.random.default_rng(0)
+
+
+def bench_classifier(device_name: str, slices: int) -> dict:
+    import numpy as np
+    import torch
+
+    device, clf, rng = _shipped_classifier(device_name)
     units = [rng.uniform(0, 1, size=(clf.size_px, clf.size_px)).astype(np.float32) for _ in range(slices)]
     product_s = _timed(lambda: clf.predict(units), 2, device)
     baseline_s = _timed(lambda: [clf.predict([u], batch_size=1) for u in units], 1, device)
@@ -174,12 +179,7 @@ def bench_classifier_input_size(device_name: str, slices: int) -> dict:
     import numpy as np
     import torch
 
-    from covidct.classify.api import load_classifier
-    from covidct.devices import select_device
-
-    device = select_device(device_name)
-    clf = load_classifier(device_name)
-    rng = np.random.default_rng(0)
+    device, clf, rng = _shipped_classifier(device_name)
     per_s = {}
     for size in INPUT_SIZES_PX:
         units = [rng.uniform(0, 1, size=(size, size)).astype(np.float32) for _ in range(slices)]

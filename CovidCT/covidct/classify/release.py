@@ -55,9 +55,10 @@ def scan_margin(scans: dict, method: str):
 
 def choose_pooling(scans: dict) -> tuple:
     """(method, margins) from HU scans' pooled scores; top_k_mean if none separates them."""
-    if scan_margin(scans, "top_k_mean") is None:
+    pairs = {m: scan_margin(scans, m) for m in pooling.POOLING_FUNCTIONS}
+    if None in pairs.values():
         return "top_k_mean", {}
-    margins = {m: scan_margin(scans, m)[0] - scan_margin(scans, m)[1] for m in pooling.POOLING_FUNCTIONS}
+    margins = {m: covid - other for m, (covid, other) in pairs.items()}
     best = max(margins, key=margins.get)
     return (best if margins[best] > 0 else "top_k_mean"), margins  # none separates: keep the default
 
