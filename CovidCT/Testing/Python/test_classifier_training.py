@@ -155,3 +155,19 @@ def test_ensemble_members_must_share_data_splits_and_network(tmp_path):
         build_network(dict(TINY_NETWORK, ensemble_members=1)).__class__  # a single net is fine
         from covidct.classify.network import SeedEnsemble
         SeedEnsemble(dict(TINY_NETWORK, ensemble_members=1))
+
+
+def test_released_hu_slice_rows_are_measured_at_the_operating_threshold():
+    from covidct.classify.release import _hu_rows_at
+
+    scans = {"a": {"covid_scan": True, "infection": [1, 1, 0, 0], "scores": [0.9, 0.6, 0.4, 0.2]},
+             "b": {"covid_scan": False, "infection": [0, 0, 1], "scores": [0.3, 0.5, 0.7]}}  # b: CAP infection
+    rows = _hu_rows_at(scans, threshold=0.55)
+    covid_vs_other = rows["hu_covid_infected_vs_noncovid"]
+    assert covid_vs_other["n"] == 5 and covid_vs_other["n_positive"] == 2
+    assert np.isclose(covid_vs_other["auc"], 5 / 6)
+    assert covid_vs_other["threshold"] == 0.55
+    assert covid_vs_other["sensitivity"] == 1.0 and np.isclose(covid_vs_other["specificity"], 2 / 3)
+    assert rows["hu_covid_scan_infected_vs_clean"]["auc"] == 1.0
+    assert rows["hu_infected_vs_not"]["n_positive"] == 3       # CAP infection counts here
+    assert _hu_rows_at({}, 0.5) == {}
