@@ -40,8 +40,8 @@ slicerMacroBuildScriptedModule(
 
 #-----------------------------------------------------------------------------
 # Shipped model weights (and their manifests) travel with the module, next to the
-# core package, where covidct.weights.weights_dir() looks for them (files only: the
-# candidates/ folder holds measured but unshipped models).
+# core package, where covidct.weights.weights_dir() looks for them (files only: a
+# subfolder, such as one of measured but unshipped candidates, is not packaged).
 file(GLOB COVIDCT_WEIGHT_FILES LIST_DIRECTORIES false "${{CMAKE_CURRENT_SOURCE_DIR}}/../weights/*")
 file(COPY ${{COVIDCT_WEIGHT_FILES}}
   DESTINATION "${{CMAKE_BINARY_DIR}}/${{Slicer_QTSCRIPTEDMODULES_LIB_DIR}}/Resources/weights")

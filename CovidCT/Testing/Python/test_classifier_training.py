@@ -108,6 +108,8 @@ def test_seed_ensemble_trains_its_members_reuses_them_and_averages_them(tmp_path
     report = train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
     assert report["config"]["network"]["ensemble_members"] == 2 and report["config"]["seed"] == [0, 1]
     assert sum("training" in str(m) for m in messages) == 2
+    import numpy
+    assert [env["numpy"] for env in report["environment"]] == [numpy.__version__] * 2   # why a rerun may differ
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     members = [torch.load(tmp_path / "run" / "members" / f"m{s}" / "model.pt", weights_only=True) for s in (0, 1)]
     assert not torch.equal(members[0]["stem.0.weight"], members[1]["stem.0.weight"])   # seeds differ

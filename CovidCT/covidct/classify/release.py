@@ -130,6 +130,7 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
         "threshold_candidates": thresholds,
         "metrics": {"slice": slice_metrics, "scans": scan_results},
         "steps_done": run["steps_done"], "training_minutes": run["minutes"],
+        "training_environment": run.get("environment"),
         "licence": "Weights inherit CC BY-NC-SA 4.0 (SARS-CoV-2 CT-scan set): non-commercial, share-alike; "
                    "UCSD COVID-CT images are for research only. Research use only, not for diagnosis.",
     }

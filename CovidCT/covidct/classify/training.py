@@ -210,6 +210,28 @@ def check_training_sources(cfg: dict, cache: dict) -> None:
                                  "hold. Point --data at a folder that does, or change 'train' in the config.")
 
 
+def training_environment() -> dict:
+    """Versions that decide a training run's numbers, recorded in ``run.json``.
+
+    One CPU thread makes a run deterministic on one installation, but other versions of
+    torch, NumPy, SciPy (rotation, zoom) or Pillow (JPEG augmentation) change the
+    augmented pixels and so the weights; this tells a rerun that differs why it may.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    out = {"python": platform.python_version(), "machine": platform.machine(),
+           "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    for package in ("torch", "numpy", "scipy", "pillow"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
 def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
     """Train one run; writes ``model.pt`` (fp16) and ``run.json`` into ``out_dir``."""
     import torch
@@ -265,7 +287,8 @@ def train(cfg: dict, cache: dict, out_dir, log=print) -> dict:
     torch.save(state, out_dir / "model.pt")
     report = {"config": cfg, "history": history, "final": final, "steps_done": step,
               "minutes": round((time.time() - start) / 60, 2),
-              "split_sizes": {k: int(v.size) for k, v in splits.items()}}
+              "split_sizes": {k: int(v.size) for k, v in splits.items()},
+              "environment": training_environment()}
     (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     log(json.dumps(final["slice"], default=float)[:3000])
     log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
@@ -340,7 +363,8 @@ def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> d
                                                   for (name, _), r in zip(members, reports)],
               "final": final, "steps_done": sum(r["steps_done"] for r in reports),
               "minutes": round(sum(r["minutes"] for r in reports), 2),
-              "split_sizes": {k: int(v.size) for k, v in splits.items()}}
+              "split_sizes": {k: int(v.size) for k, v in splits.items()},
+              "environment": [r.get("environment") for r in reports]}  # each member's; None: not recorded
     (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     log(json.dumps({k: round(v["auc"], 4) for k, v in final["slice"].items()}))
     log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
