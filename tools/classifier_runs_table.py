@@ -4,7 +4,7 @@ Every number comes from the run's final held-out evaluation, written by
 ``covidct train-classifier``, so the card's ablation tables can be rebuilt from the run
 folders instead of copied by hand:
 
-    python tools/classifier_runs_table.py runs/input96 runs/input192 runs/loso_ucsd
+    python tools/classifier_runs_table.py runs/input96 runs/ensemble/members/classifier_input192 runs/loso_ucsd
 """
 
 from __future__ import annotations
