@@ -108,8 +108,7 @@ def test_seed_ensemble_trains_its_members_reuses_them_and_averages_them(tmp_path
     report = train_ensemble(cfg, tmp_path / "ens.json", _easy_cache(), tmp_path / "run", log=messages.append)
     assert report["config"]["network"]["ensemble_members"] == 2 and report["config"]["seed"] == [0, 1]
     assert sum("training" in str(m) for m in messages) == 2
-    import numpy
-    assert [env["numpy"] for env in report["environment"]] == [numpy.__version__] * 2   # why a rerun may differ
+    assert [env["numpy"] for env in report["environment"]] == [np.__version__] * 2   # why a rerun may differ
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     members = [torch.load(tmp_path / "run" / "members" / f"m{s}" / "model.pt", weights_only=True) for s in (0, 1)]
     assert not torch.equal(members[0]["stem.0.weight"], members[1]["stem.0.weight"])   # seeds differ
@@ -164,12 +163,17 @@ def test_released_hu_slice_rows_are_measured_at_the_operating_threshold():
 
     scans = {"a": {"covid_scan": True, "infection": [1, 1, 0, 0], "scores": [0.9, 0.6, 0.4, 0.2]},
              "b": {"covid_scan": False, "infection": [0, 0, 1], "scores": [0.3, 0.5, 0.7]}}  # b: CAP infection
+    from covidct.classify import metrics
+    from covidct.classify.training import hu_slice_sets
+
     rows = _hu_rows_at(scans, threshold=0.55)
     covid_vs_other = rows["hu_covid_infected_vs_noncovid"]
-    assert covid_vs_other["n"] == 5 and covid_vs_other["n_positive"] == 2
-    assert np.isclose(covid_vs_other["auc"], 5 / 6)
+    assert sum(covid_vs_other["confusion"].values()) == 5
+    assert covid_vs_other["confusion"]["tp"] + covid_vs_other["confusion"]["fn"] == 2
     assert covid_vs_other["threshold"] == 0.55
     assert covid_vs_other["sensitivity"] == 1.0 and np.isclose(covid_vs_other["specificity"], 2 / 3)
-    assert rows["hu_covid_scan_infected_vs_clean"]["auc"] == 1.0
-    assert rows["hu_infected_vs_not"]["n_positive"] == 3       # CAP infection counts here
+    sets = hu_slice_sets([1, 1, 0, 0, 0, 0, 1], [True] * 4 + [False] * 3, [0.9, 0.6, 0.4, 0.2, 0.3, 0.5, 0.7])
+    assert np.isclose(metrics.auc(*sets["hu_covid_infected_vs_noncovid"]), 5 / 6)
+    assert metrics.auc(*sets["hu_covid_scan_infected_vs_clean"]) == 1.0
+    assert np.asarray(sets["hu_infected_vs_not"][0]).astype(bool).sum() == 3       # CAP infection counts here
     assert _hu_rows_at({}, 0.5) == {}

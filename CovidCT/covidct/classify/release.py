@@ -21,7 +21,7 @@ import numpy as np
 
 from . import metrics, pooling
 from .network import build_network
-from .training import evaluate_splits, hu_slice_rows, make_splits
+from .training import evaluate_splits, hu_slice_sets, make_splits
 
 
 def _load_run_model(run_dir: Path, cfg: dict):
@@ -47,13 +47,14 @@ def _is_covid_scan(name: str, scan: dict) -> bool:
 
 
 def _hu_rows_at(scans: dict, threshold: float) -> dict:
-    """The HU slice rows at the operating threshold (``evaluate_splits`` reports them at 0.5)."""
+    """The HU slice rows' threshold metrics (``evaluate_splits`` reports them at 0.5; AUCs do not change)."""
     if not scans:
         return {}
     infection = np.concatenate([np.asarray(v["infection"]) for v in scans.values()])
     scores = np.concatenate([np.asarray(v["scores"], dtype=float) for v in scans.values()])
     covid_scan = np.concatenate([np.full(len(v["scores"]), _is_covid_scan(k, v)) for k, v in scans.items()])
-    return hu_slice_rows(infection, covid_scan, scores, threshold, n_boot=2000)
+    return {row: metrics.at_threshold(labels, row_scores, threshold)
+            for row, (labels, row_scores) in hu_slice_sets(infection, covid_scan, scores).items()}
 
 
 def scan_margin(scans: dict, method: str):
@@ -117,7 +118,8 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
     slice_metrics = {k: {**metrics.at_threshold(raw[k]["labels"], raw[k]["scores"], threshold),
                          "auc": v["auc"], "auc_ci95": v["auc_ci95"], "n": v["n"]}
                      if k in raw else v for k, v in final["slice"].items()}
-    slice_metrics.update(_hu_rows_at(final["scans"], threshold))
+    for row, at in _hu_rows_at(final["scans"], threshold).items():
+        slice_metrics[row] = {**slice_metrics[row], **at}
     entry = {
         "name": key, "file": target.name, "sha256": sha256_of(target), "version": cfg["version"],
         "architecture": _architecture(cfg["network"]),

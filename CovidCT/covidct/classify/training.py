@@ -145,22 +145,22 @@ def predict_unit_slices(model, unit_slices: np.ndarray, device="cpu", batch_size
     return p
 
 
-def hu_slice_rows(infection, covid_scan, scores, threshold: float, n_boot: int) -> dict:
-    """The three HU slice rows: infected vs not; COVID-19-infected vs non-COVID scans; within COVID-19 scans.
+def hu_slice_sets(infection, covid_scan, scores) -> dict:
+    """(labels, scores) of the three HU slice rows: infected vs not; COVID-19-infected vs
+    non-COVID scans; infected vs clean within COVID-19 scans.
 
     ``infection`` is each slice's infection label, ``covid_scan`` whether its scan is a COVID-19 scan.
     """
     infection, covid_scan = np.asarray(infection), np.asarray(covid_scan, dtype=bool)
     scores = np.asarray(scores, dtype=float)
-    rows = {"hu_infected_vs_not": metrics.summary(infection, scores, threshold, n_boot)}
+    sets = {"hu_infected_vs_not": (infection, scores)}
     infected_covid = (infection == 1) & covid_scan
     keep = infected_covid | ~covid_scan
     if keep.any():
-        rows["hu_covid_infected_vs_noncovid"] = metrics.summary(infected_covid[keep], scores[keep], threshold, n_boot)
+        sets["hu_covid_infected_vs_noncovid"] = (infected_covid[keep], scores[keep])
     if covid_scan.any() and len(np.unique(infection[covid_scan])) == 2:
-        rows["hu_covid_scan_infected_vs_clean"] = metrics.summary(
-            infection[covid_scan], scores[covid_scan], threshold, n_boot)
-    return rows
+        sets["hu_covid_scan_infected_vs_clean"] = (infection[covid_scan], scores[covid_scan])
+    return sets
 
 
 def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int = 1000,
@@ -194,7 +194,8 @@ def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int 
         idx = np.concatenate([scores_by_set[k][0] for k in hu])
         p = np.concatenate([scores_by_set[k][1] for k in hu])
         covid_scan = cache["label"][idx] != 0  # COVID-19 scans' slices (1 infected, -1 clear)
-        out["slice"].update(hu_slice_rows(cache["infection"][idx], covid_scan, p, 0.5, n_boot))
+        for row, (labels, scores) in hu_slice_sets(cache["infection"][idx], covid_scan, p).items():
+            out["slice"][row] = metrics.summary(labels, scores, 0.5, n_boot)
     return out
 
 
