@@ -19,6 +19,14 @@ DEFAULT_AUGMENT = {
     "p_kernel": 0.5, "blur_sigma": [0.3, 1.3], "sharpen_amount": [0.3, 1.2],
     "p_noise": 0.5, "noise_sd": [0.005, 0.04], "p_jpeg": 0.3, "jpeg_quality": [25, 90],
     "p_resolution": 0.3, "downsample": [1.5, 3.0],
+    # Export styles (2.0; off unless a config asks, so older recipes draw the same numbers):
+    # the slice re-rendered at another window (width log-uniform, level uniform, in HU of the
+    # canonical lung window), sometimes a mediastinal-like one; a circular field of view
+    # with a grey or black background; a smooth monotone grey-level curve.
+    "p_export_window": 0.0, "window_width_hu": [900.0, 3200.0], "window_level_hu": [-900.0, -250.0],
+    "p_mediastinal": 0.0, "mediastinal_width_hu": [350.0, 600.0], "mediastinal_level_hu": [0.0, 80.0],
+    "p_fov": 0.0, "fov_radius": [0.45, 0.75], "fov_background": [0.0, 0.6],
+    "p_curve": 0.0, "curve_strength": 0.15,  # at most 0.15: the curve stays monotone
 }
 
 
@@ -48,6 +56,44 @@ def window_jitter(image, rng, cfg):
     high = 1.0 - rng.uniform(0.0, cfg["clip_high"])
     out = np.clip((image - low) / (high - low), 0.0, 1.0)
     return out ** _uniform(rng, cfg["gamma"])
+
+
+def export_window(image, rng, cfg):
+    """The slice as another workstation would export it: another window, in HU.
+
+    The cached slice is the canonical lung window, so HU = low + width * unit; values
+    outside [-1350, 150] HU were clipped before caching and stay so.
+    """
+    from ..preprocess.windowing import LUNG_WINDOW_HU
+
+    low, high = LUNG_WINDOW_HU
+    hu = low + (high - low) * image
+    if cfg["p_mediastinal"] > 0 and rng.random() < cfg["p_mediastinal"]:
+        width, level = _uniform(rng, cfg["mediastinal_width_hu"]), _uniform(rng, cfg["mediastinal_level_hu"])
+    else:
+        width = float(np.exp(rng.uniform(*np.log(cfg["window_width_hu"]))))
+        level = _uniform(rng, cfg["window_level_hu"])
+    return np.clip((hu - (level - width / 2)) / width, 0.0, 1.0).astype(np.float32)
+
+
+def field_of_view(image, rng, cfg):
+    """A circular reconstruction field of view; outside it the padding grey of some scanners."""
+    n = image.shape[0]
+    radius = _uniform(rng, cfg["fov_radius"]) * n
+    centre = (n - 1) / 2 + rng.uniform(-0.05, 0.05, size=2) * n
+    rows, cols = np.ogrid[:n, :image.shape[1]]
+    outside = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 > radius ** 2
+    out = image.copy()
+    out[outside] = _uniform(rng, cfg["fov_background"])
+    return out
+
+
+def grey_curve(image, rng, cfg):
+    """A smooth monotone tone curve (another display LUT): a random sine bend of the grey axis."""
+    amount = rng.uniform(-cfg["curve_strength"], cfg["curve_strength"])
+    power = rng.uniform(1.0, 2.0)  # |amount| * pi * power < 1: the curve stays monotone
+    out = image + amount * np.clip(np.sin(np.pi * image), 0.0, 1.0) ** power
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def kernel(image, rng, cfg):
@@ -86,14 +132,20 @@ def augment_slice(image: np.ndarray, rng: np.random.Generator, config: dict | No
     out = np.asarray(image, dtype=np.float32)
     if rng.random() < cfg["p_geometry"]:
         out = geometry(out, rng, cfg)
+    if cfg["p_export_window"] > 0 and rng.random() < cfg["p_export_window"]:
+        out = export_window(out, rng, cfg)
     if rng.random() < cfg["p_window"]:
         out = window_jitter(out, rng, cfg)
+    if cfg["p_curve"] > 0 and rng.random() < cfg["p_curve"]:
+        out = grey_curve(out, rng, cfg)
     if rng.random() < cfg["p_kernel"]:
         out = kernel(out, rng, cfg)
     if rng.random() < cfg["p_resolution"]:
         out = resolution(out, rng, cfg)
     if rng.random() < cfg["p_noise"]:
         out = noise(out, rng, cfg)
+    if cfg["p_fov"] > 0 and rng.random() < cfg["p_fov"]:
+        out = field_of_view(out, rng, cfg)
     if rng.random() < cfg["p_jpeg"]:
         out = jpeg(out, rng, cfg)
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -146,11 +146,16 @@ def standardise_histogram(unit: np.ndarray) -> np.ndarray:
     return (ranks / float(flat.size)).reshape(np.shape(unit))
 
 
-STANDARDISATIONS = ("equalise", "none")
+STANDARDISATIONS = ("equalise", "none", "harmonise")
 
 
 def standardise(unit: np.ndarray, method: str = "equalise") -> np.ndarray:
-    """Step 4 by name: ``equalise`` (default, shipped) or ``none`` (lung window only; ablation)."""
+    """Step 4 by name: ``harmonise`` (2.0: each image's window mapped to the canonical one,
+    :mod:`.harmonise`), ``none`` (1.1-1.3: as exported) or ``equalise`` (1.0 ablation)."""
+    if method == "harmonise":
+        from .harmonise import harmonise
+
+        return harmonise(unit)
     if method == "equalise":
         return standardise_histogram(unit)
     if method == "none":

@@ -96,7 +96,14 @@ def make_splits(cache: dict, cfg: dict) -> dict:
         else:
             splits[f"hu:{scan}"] = idx
     train = np.concatenate(train) if train else np.zeros(0, int)
-    splits["train"] = train[label[train] >= 0]
+    train = train[label[train] >= 0]
+    # Sources with one class only are not trained on (see _batch_sampler); say so in the sizes.
+    keep = np.ones(train.size, bool)
+    for s in np.unique(source[train]):
+        in_source = source[train] == s
+        if np.unique(label[train][in_source]).size < 2:
+            keep &= ~in_source
+    splits["train"] = train[keep]
     return splits
 
 
@@ -105,10 +112,11 @@ def _batch_sampler(cache: dict, train_idx: np.ndarray, rng, source_weights: dict
     source, label = cache["source"][train_idx], cache["label"][train_idx]
     pools = {}
     for s in np.unique(source):
-        for c in (0, 1):
-            members = train_idx[(source == s) & (label == c)]
-            if members.size:
-                pools.setdefault(s, {})[c] = members
+        classes = {c: train_idx[(source == s) & (label == c)] for c in (0, 1)}
+        if all(m.size for m in classes.values()):
+            pools[s] = classes
+        # A source with one class only (e.g. HU training scans that are all non-COVID) would
+        # teach "this source = that class": it is left out of training.
     sources = sorted(pools)
     weights = np.array([float((source_weights or {}).get(s, 1.0)) for s in sources])
     weights /= weights.sum()

@@ -1,0 +1,136 @@
+"""Map any export's grey levels onto the canonical lung window before the network sees it.
+
+Why: an 8-bit slice export carries whatever window the exporting workstation used.  A
+network trained on near-black lungs reads a wide-window export (mid-grey lungs) as a
+different disease (an unseen source of that kind scored AUC 0.38, inverted).  So each
+image's own window is estimated from its histogram, in the spirit of Nyúl-Udupa
+histogram standardisation, but with two landmarks only, chosen so that disease does not
+move them much:
+
+* the **dark class** (aerated lung and air) and the **bright class** (soft tissue and
+  bone), split by Otsu's threshold; each landmark is its class's median;
+* a linear map takes the image's landmarks to their levels in HU slices shown at the
+  canonical lung window [-1350, 150] HU (``REFERENCE_*``: medians over every lung slice
+  of the three COVID-CT-MD scans; the SARS-CoV-2 and UCSD exports sit within 0.02 of
+  them, so the map is close to identity for the training sources).
+
+Intermediate percentiles are deliberately not landmarks: ground glass lives there, and
+standardising it away would hide the disease.  When a class is mostly clipped (lungs
+black in a mediastinal window, tissue saturated in a narrow one) the Otsu split replaces
+that landmark; when neither is usable, or the implied gain is implausible, the image is
+passed through unchanged and the status says so (``fallback``), so a caller can flag it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..preprocess.windowing import LUNG_WINDOW_HU
+
+REFERENCE_DARK = 0.33     # median of the dark class: about -855 HU (aerated lung, some air)
+REFERENCE_SPLIT = 0.625   # Otsu threshold: about -410 HU
+REFERENCE_BRIGHT = 0.92   # median of the bright class: about +30 HU (soft tissue; bone clipped)
+CLIP_TOLERANCE = 1.5 / 255.0
+MAX_CLIPPED_SHARE = 0.4   # a class more clipped than this gives no landmark
+MIN_LANDMARK_GAP = 0.04   # landmarks closer than this (unit grey) give no usable scale
+GAIN_RANGE = (0.25, 4.0)  # exports wider than 4x or narrower than 1/4 of the canonical window: not trusted
+FRAME_UNIFORM_SHARE = 0.8  # a frame this uniform at a grey level is padding (a circular field of view)
+HISTOGRAM_BINS = 256
+
+STATUSES = ("dark+bright", "dark+split", "split+bright", "fallback")
+
+
+@dataclass(frozen=True)
+class Harmonisation:
+    """How one image was mapped: ``canonical = offset + gain * grey`` (both unit scales)."""
+
+    status: str
+    gain: float
+    offset: float
+    dark: float
+    split: float
+    bright: float
+
+    @property
+    def reliable(self) -> bool:
+        return self.status != "fallback"
+
+    def window_hu(self) -> tuple:
+        """The export's estimated window (HU shown as black, HU shown as white)."""
+        low, high = LUNG_WINDOW_HU
+        width = high - low
+        return (low + width * self.offset, low + width * (self.offset + self.gain))
+
+    def to_dict(self) -> dict:
+        out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        out["window_hu"] = [round(v, 1) for v in self.window_hu()]
+        return out
+
+
+IDENTITY = Harmonisation("fallback", 1.0, 0.0, float("nan"), float("nan"), float("nan"))
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    """Otsu's two-class threshold of unit grey values (256 bins)."""
+    hist, _ = np.histogram(values, HISTOGRAM_BINS, (0.0, 1.0))
+    p = hist.astype(np.float64) / max(1, hist.sum())
+    weight = np.cumsum(p)
+    mean = np.cumsum(p * np.arange(HISTOGRAM_BINS))
+    between = (mean[-1] * weight - mean) ** 2 / (weight * (1.0 - weight) + 1e-12)
+    return (float(np.argmax(between)) + 1.0) / HISTOGRAM_BINS
+
+
+def _padding_level(unit: np.ndarray):
+    """The grey level of a uniform frame (padding around a circular field of view), else None.
+
+    Black or white frames are not padding by this rule: they are clipped air or tissue,
+    which the landmarks must see.
+    """
+    frame = np.concatenate([unit[:2].ravel(), unit[-2:].ravel(), unit[:, :2].ravel(), unit[:, -2:].ravel()])
+    level = float(np.median(frame))
+    if level <= CLIP_TOLERANCE or level >= 1.0 - CLIP_TOLERANCE:
+        return None
+    if np.mean(np.abs(frame - level) <= CLIP_TOLERANCE) < FRAME_UNIFORM_SHARE:
+        return None
+    return level
+
+
+def estimate(unit: np.ndarray) -> Harmonisation:
+    """Landmarks of one unit-grey image and the linear map that takes them to the references."""
+    unit = np.asarray(unit, dtype=np.float32)
+    values = unit.ravel()
+    pad = _padding_level(unit) if unit.ndim == 2 and min(unit.shape) > 8 else None
+    if pad is not None:
+        values = values[np.abs(values - pad) > CLIP_TOLERANCE]
+    if values.size < 64:
+        return IDENTITY
+    split = otsu_threshold(values)
+    dark, bright = values[values < split], values[values >= split]
+    if dark.size == 0 or bright.size == 0:
+        return IDENTITY
+    dark_level, bright_level = float(np.median(dark)), float(np.median(bright))
+    dark_ok = np.mean(dark <= CLIP_TOLERANCE) <= MAX_CLIPPED_SHARE
+    bright_ok = np.mean(bright >= 1.0 - CLIP_TOLERANCE) <= MAX_CLIPPED_SHARE
+    pairs = {"dark+bright": (dark_level, bright_level, REFERENCE_DARK, REFERENCE_BRIGHT, dark_ok and bright_ok),
+             "dark+split": (dark_level, split, REFERENCE_DARK, REFERENCE_SPLIT, dark_ok),
+             "split+bright": (split, bright_level, REFERENCE_SPLIT, REFERENCE_BRIGHT, bright_ok)}
+    for status, (low, high, ref_low, ref_high, usable) in pairs.items():
+        if not usable or high - low < MIN_LANDMARK_GAP:
+            continue
+        gain = (ref_high - ref_low) / (high - low)
+        if GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]:
+            return Harmonisation(status, float(gain), float(ref_low - gain * low), dark_level, split, bright_level)
+    return Harmonisation("fallback", 1.0, 0.0, dark_level, split, bright_level)
+
+
+def apply(unit: np.ndarray, harmonisation: Harmonisation) -> np.ndarray:
+    """``unit`` on the canonical scale (float32, clipped to [0, 1])."""
+    out = np.asarray(unit, dtype=np.float32) * np.float32(harmonisation.gain) + np.float32(harmonisation.offset)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def harmonise(unit: np.ndarray) -> np.ndarray:
+    """Estimate and apply in one step (what training and inference do to every input)."""
+    return apply(unit, estimate(unit))
