@@ -72,6 +72,12 @@ class AnalysisResult:
         if self.sensitivity is not None and self.specificity is not None:
             lines.append(f"At this threshold the model card reports sensitivity {self.sensitivity:.2f}, "
                          f"specificity {self.specificity:.2f}.")
+        basis = self.data.get("decision_basis") or {}
+        if basis.get("basis"):
+            line = f"Decided by {basis['basis']}: " + "; ".join(basis.get("reasons") or [])
+            if basis.get("classifier_decision") and basis["classifier_decision"] != self.decision:
+                line += f" (classifier alone: {basis['classifier_decision']})"
+            lines.append(line)
         return "\n".join(lines)
 
 

@@ -175,6 +175,7 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
 
 
 def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock, cancel) -> dict:
+    from .decision import decide
     from .enhance.quality_gate import assess_quality
     from .preprocess.lung_mask import compute_lung_mask
     from .quantify import quantify_lungs_with_masks
@@ -221,6 +222,7 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
             written["enhanced.nrrd"] = enhanced
         for name, item in written.items():
             save_volume(item, staging / name)
+    scan_decision = decide(classification.covid_probability, classification.threshold, quantification)
     per_slice = classification.per_slice
     key_slices = pick_key_slices(per_slice, options.key_slice_count, volume.spacing_mm[2])
     model_info = {"classifier": classification.model}
@@ -230,7 +232,9 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
         "software": {"covidct": __version__},
         "probabilities": {"covid19": round(classification.covid_probability, 5),
                           "non_covid": round(1.0 - classification.covid_probability, 5)},
-        "decision": classification.decision,
+        "decision": scan_decision.decision,
+        "classifier_decision": classification.decision,
+        "decision_basis": scan_decision.to_dict(),
         "threshold": classification.threshold,
         "operating_point": classification.model.get("operating_point", {}),
         "pooling": classification.pooling,

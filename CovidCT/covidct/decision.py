@@ -77,7 +77,7 @@ def decide(covid_probability: float, threshold: float, quantification: Optional[
     evidence = lesion_evidence(quantification)
     if evidence is None:
         return ScanDecision(classifier_decision, BASIS_CLASSIFIER_ONLY, classifier_decision, [said])
-    involvement = evidence["involvement_percent"]
+    involvement = float(quantification["total"].get("involvement_percent", 0.0))  # unrounded
     measured = f"lesion involvement {involvement:.2f} % of lung ({evidence['involved_ml']:.1f} ml)"
     if not classifier_positive:
         return ScanDecision(NON_COVID, BASIS_CLASSIFIER, classifier_decision, [said, measured], evidence)

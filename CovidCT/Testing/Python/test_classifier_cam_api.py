@@ -99,7 +99,7 @@ def test_the_model_cache_follows_the_weights_folder(tmp_path, monkeypatch):
 
 def test_unreadable_image_is_reported_before_the_weights_are_loaded(tmp_path, monkeypatch):
     from covidct.classify import api, classify_images
-    from covidct.errors import CovidCTError
+    from covidct.errors import UnsupportedInputError
 
     def no_weights(*_args, **_kwargs):
         raise AssertionError("weights loaded before the images were checked")
@@ -107,8 +107,8 @@ def test_unreadable_image_is_reported_before_the_weights_are_loaded(tmp_path, mo
     monkeypatch.setattr(api, "load_classifier", no_weights)
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(CovidCTError):
-        classify_images([bad], device="cpu")
+    (entry,) = classify_images([bad], device="cpu")     # a per-file error entry, not an exception
+    assert entry["error_type"] == "UnsupportedInputError" and entry["exit_code"] == UnsupportedInputError.exit_code
 
 
 def test_a_released_seed_ensemble_loads_scores_and_refuses_a_missing_member(tmp_path):

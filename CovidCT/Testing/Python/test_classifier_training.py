@@ -61,16 +61,16 @@ def test_hu_slices_with_too_little_lung_are_left_out_of_training_and_held_out_se
 
     cache = _easy_cache(n_per_class=4)
     n2d = cache["label"].size
-    fractions = np.array([1.0, 0.6, 0.2, 0.1, 0.9, 0.3], np.float32)   # two 3-slice "scans"
-    cache["images"] = np.concatenate([cache["images"], np.zeros((6, 32, 32), np.float16)])
-    cache["label"] = np.concatenate([cache["label"], np.array([1, 1, 1, 0, 0, 0], np.int8)])
-    cache["source"] = np.concatenate([cache["source"], np.array(["hu"] * 6)])
-    cache["group"] = np.concatenate([cache["group"], np.array(["P"] * 3 + ["N"] * 3)])
+    fractions = np.array([1.0, 0.6, 0.2, 0.1, 0.9, 0.3, 1.0, 0.2], np.float32)   # "scans" P, N (3), Q (2)
+    cache["images"] = np.concatenate([cache["images"], np.zeros((8, 32, 32), np.float16)])
+    cache["label"] = np.concatenate([cache["label"], np.array([1, 1, 1, 0, 0, 0, 0, 0], np.int8)])
+    cache["source"] = np.concatenate([cache["source"], np.array(["hu"] * 8)])
+    cache["group"] = np.concatenate([cache["group"], np.array(["P"] * 3 + ["N"] * 3 + ["Q"] * 2)])
     cache["lung_fraction"] = np.concatenate([np.ones(n2d, np.float32), fractions])
-    cfg = dict(DEFAULT_TRAINING, train={"sars": True, "ucsd": True, "hu_scans": ["P"]}, min_lung_fraction=0.25)
+    cfg = dict(DEFAULT_TRAINING, train={"sars": True, "ucsd": True, "hu_scans": ["P", "Q"]}, min_lung_fraction=0.25)
     splits = make_splits(cache, cfg)
     hu_train = sorted(int(i) - n2d for i in splits["train"] if i >= n2d)
-    assert hu_train == [0, 1]                     # P's 0.2 slice is dropped
+    assert hu_train == [0, 1, 6]                  # P's and Q's 0.2 slices are dropped
     assert sorted(int(i) - n2d for i in splits["hu:N"]) == [4, 5]   # N's 0.1 slice is dropped
     loose = make_splits(cache, dict(cfg, min_lung_fraction=0.1))
     assert sorted(int(i) - n2d for i in loose["hu:N"]) == [3, 4, 5]

@@ -79,6 +79,27 @@ class Classifier:
         self.info = {"name": entry.get("name", MODEL_KEY), "version": entry.get("version", ""),
                      "sha256": entry.get("sha256", ""), "operating_point": operating_point(entry)}
 
+    def held_out_for(self, scan: str) -> Optional["Classifier"]:
+        """This classifier restricted to the members that never saw HU scan ``scan`` in training.
+
+        Itself when no member saw it; None when every member did (its scores would be
+        in-sample).  How a leave-one-patient-out ensemble reports each shared scan.
+        """
+        from .network import held_out_members
+
+        member_scans = self.entry.get("config", {}).get("member_hu_scans")
+        if not member_scans:
+            trained = self.entry.get("training_config", {}).get("train", {}).get("hu_scans", [])
+            return None if scan in trained else self
+        members = held_out_members(member_scans, scan)
+        if not members:
+            return None
+        if len(members) == len(member_scans):
+            return self
+        held_out = Classifier(self.model.subset(members), self.entry, self.device)
+        held_out.info["members"] = members
+        return held_out
+
     def predict(self, unit_slices: list, batch_size: int = 32, cancel=None, progress=silent) -> tuple:
         """(COVID-19 probabilities, CAMs) for cropped unit slices."""
         import torch
@@ -199,14 +220,55 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
         model=dict(clf.info), pooling=clf.pooling)
 
 
-def classify_images(paths, device="auto", classifier: Optional[Classifier] = None) -> list[dict]:
-    """Per-image COVID-19 probability for 2D lung-window slice exports (PNG/JPEG/WebP)."""
+def _read_image_or_error(path) -> tuple:
+    """(pixels, None) for a readable slice image, else (None, its per-file error entry)."""
+    from ..errors import CovidCTError
     from ..io import read_slice_image
 
-    images = [read_slice_image(path) for path in paths]  # bad images are reported before weights load
+    try:
+        return read_slice_image(path), None
+    except CovidCTError as exc:
+        return None, {"path": str(path), "error": str(exc), "error_type": type(exc).__name__,
+                      "exit_code": exc.exit_code}
+
+
+def classify_images(paths, device="auto", classifier: Optional[Classifier] = None) -> list[dict]:
+    """Per-image COVID-19 probability for 2D lung-window slice exports (PNG/JPEG/WebP).
+
+    One entry per path, in input order: a result (``path``, ``covid19``, ``non_covid``,
+    ``decision``, ``threshold``) or, for a file refused with a :class:`CovidCTError`, an
+    error entry (``path``, ``error``, ``error_type``, ``exit_code``); one bad file does not
+    stop the batch.  Every image is read before the weights load, and when none is
+    readable the weights are not loaded at all.  Weights and device errors still raise.
+    """
+    paths = list(paths)
+    read = [_read_image_or_error(path) for path in paths]
+    entries = [error for _, error in read]
+    readable = [k for k, (pixels, _) in enumerate(read) if pixels is not None]
+    if not readable:
+        return entries
     clf = classifier or load_classifier(device)
-    units = [crop_and_resize(pixels, False, None, clf.size_px)[0] for pixels in images]
+    units = [crop_and_resize(read[k][0], False, None, clf.size_px)[0] for k in readable]
     probs, _ = clf.predict(units)
-    return [{"path": str(path), "covid19": round(float(p), 5), "non_covid": round(1 - float(p), 5),
-             "decision": _decide(float(p), clf.threshold), "threshold": clf.threshold}
-            for path, p in zip(paths, probs)]
+    for k, p, unit in zip(readable, probs, units):
+        entries[k] = {"path": str(paths[k]), "covid19": round(float(p), 5), "non_covid": round(1 - float(p), 5),
+                      "decision": _decide(float(p), clf.threshold), "threshold": clf.threshold,
+                      **_export_window_report(unit, clf.standardisation)}
+    return entries
+
+
+def _export_window_report(unit: np.ndarray, standardisation: str) -> dict:
+    """How the export's grey levels were read (harmonising models), with a warning when unreliable."""
+    if standardisation != "harmonise":
+        return {}
+    from .harmonise import estimate
+
+    h = estimate(unit)
+    out = {"harmonisation": h.to_dict()}
+    if not h.reliable:
+        out["warning"] = ("the export's window could not be estimated from its histogram (no aerated lung "
+                          "and soft tissue found); it was scored as exported and the score is less reliable")
+    elif h.lung_detail_clipped:
+        out["warning"] = ("the export's window clips the lungs to black (a mediastinal-like window): "
+                          "lung texture is lost and the score is unreliable; export with a lung window")
+    return out

@@ -21,6 +21,9 @@ import numpy as np
 
 from ..errors import CovidCTError
 from . import metrics
+from ..decision import decide
+from ..preprocess.lung_mask import compute_lung_mask
+from ..quantify import quantify_lungs
 from .api import load_classifier, classify_volume
 from .datasets import COVID_DIAGNOSES, hu_scan_names, load_hu_scan, two_d_slices
 from .input_normalisation import crop_and_resize
@@ -209,6 +212,27 @@ def clean_slice_context(infection: np.ndarray, scores: np.ndarray) -> list:
             for i in np.flatnonzero((np.asarray(infection) == 0) & ~np.isnan(scores))]
 
 
+def leave_one_scan_out_thresholds(names, slice_scores, infection, covid, scan_probs, fallback: float) -> dict:
+    """Each HU scan decided at a threshold fitted on the *other* scans' slices (Youden point,
+    COVID-19 scans' infected slices vs non-COVID scans' slices); the shipped threshold where
+    the other scans do not hold both classes (said per scan)."""
+    out = {}
+    for i, name in enumerate(names):
+        others = [j for j in range(len(slice_scores)) if j != i]
+        scores = np.concatenate([slice_scores[j] for j in others])
+        inf = np.concatenate([infection[j] for j in others])
+        cov = np.concatenate([covid[j] for j in others])
+        keep = (cov & (inf == 1)) | ~cov
+        labels = (cov & (inf == 1))[keep]
+        if labels.any() and not labels.all():
+            threshold, source = metrics.youden_threshold(labels, scores[keep]), "other scans' slices"
+        else:
+            threshold, source = fallback, "shipped threshold (the other scans hold one class only)"
+        out[name] = {"threshold": round(float(threshold), 4), "from": source,
+                     "decision": "COVID-19" if scan_probs[i] >= threshold else "non-COVID"}
+    return out
+
+
 def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
              degradation=None, model_key: str = "classifier", weights_directory=None) -> dict:
     """Compute, print and write ``metrics.json`` plus ROC/PR PNGs into ``out_dir``.
@@ -239,7 +263,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         result["figures"] += metrics.plot_roc_pr(labels, probs, out_dir / f"slice_{name}", name)
         log(_line(name, result["slice"][name]))
     trained_scans = set(cfg.get("train", {}).get("hu_scans", []))
-    hu_scores, hu_infection, hu_covid = [], [], []
+    hu_names, hu_scores, hu_infection, hu_covid = [], [], [], []
     scan_labels, scan_probs = [], []
     for scan in hu_scan_names(data_root):
         try:
@@ -247,7 +271,10 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         except CovidCTError as exc:
             log(f"skipping {scan}: {exc}")
             continue
-        res = classify_volume(volume, None, classifier=clf)
+        scan_clf = clf.held_out_for(scan)  # a leave-one-patient-out ensemble: the members that never saw it
+        lung_mask = compute_lung_mask(volume)
+        res = classify_volume(volume, lung_mask, classifier=scan_clf or clf)
+        product = decide(res.covid_probability, res.threshold, quantify_lungs(volume, lung_mask))
         scores = np.array([s["covid19"] if s["covid19"] is not None else np.nan for s in res.per_slice])
         keep = ~np.isnan(scores)
         from ..preprocess.windowing import lung_window
@@ -255,6 +282,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         picks = np.flatnonzero(keep)[np.linspace(0, keep.sum() - 1, 6).astype(int)]
         montage.append((f"{scan} ({diagnosis})", [(_overlay(lung_window(volume.voxels[k]), res.heatmap[k]),
                                                    float(scores[k])) for k in picks]))
+        hu_names.append(scan)
         hu_scores.append(scores[keep])
         hu_infection.append(infection[keep])
         hu_covid.append(np.full(keep.sum(), diagnosis == "COVID-19"))
@@ -262,11 +290,15 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         scan_probs.append(res.covid_probability)
         result["scan"][scan] = {"diagnosis": diagnosis, "covid_probability": res.covid_probability,
                                 "decision": res.decision, "correct": (res.decision == "COVID-19") == (diagnosis == "COVID-19"),
-                                "in_sample": scan in trained_scans, "lung_slices": int(keep.sum()),
+                                "product_decision": product.to_dict(),
+                                "product_correct": (product.decision == "COVID-19") == (diagnosis == "COVID-19"),
+                                "in_sample": scan_clf is None, "lung_slices": int(keep.sum()),
+                                "scored_by_members": (scan_clf or clf).info.get("members", "all"),
                                 "slice_auc_infected_vs_not": metrics.auc(infection[keep], scores[keep]),
                                 "clean_slices": clean_slice_context(infection, scores)}
-        log(f"scan {scan:10s} ({diagnosis}): p(COVID-19) {res.covid_probability:.3f} -> {res.decision}"
-            f"{' [in training]' if scan in trained_scans else ''}")
+        log(f"scan {scan:10s} ({diagnosis}): p(COVID-19) {res.covid_probability:.3f} -> {res.decision}; "
+            f"with lesion evidence -> {product.decision} ({product.basis})"
+            f"{' [in training]' if scan_clf is None else ''}")
     if hu_scores:
         scores, infection, covid = map(np.concatenate, (hu_scores, hu_infection, hu_covid))
         held = ("hu_slices_infected_vs_not", infection.astype(bool), scores)
@@ -283,6 +315,9 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         result["figures"] += metrics.plot_roc_pr(np.array(scan_labels), np.array(scan_probs),
                                                  out_dir / "scan_hu", "HU scans")
         log(f"scan level (n={len(scan_labels)}): " + _line("hu_scans", result["scan"]["_all"]))
+    if len(hu_scores) > 1:
+        result["scan_threshold_leave_one_out"] = leave_one_scan_out_thresholds(
+            hu_names, hu_scores, hu_infection, hu_covid, scan_probs, clf.threshold)
     if montage:
         result["figures"].append(save_cam_montage(montage, out_dir / "cam_montage.png"))
     if degradation:

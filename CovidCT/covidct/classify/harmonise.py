@@ -52,6 +52,7 @@ class Harmonisation:
     dark: float
     split: float
     bright: float
+    lung_detail_clipped: bool = False  # the dark class is mostly black: lung texture was cut off by the window
 
     @property
     def reliable(self) -> bool:
@@ -121,8 +122,9 @@ def estimate(unit: np.ndarray) -> Harmonisation:
             continue
         gain = (ref_high - ref_low) / (high - low)
         if GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]:
-            return Harmonisation(status, float(gain), float(ref_low - gain * low), dark_level, split, bright_level)
-    return Harmonisation("fallback", 1.0, 0.0, dark_level, split, bright_level)
+            return Harmonisation(status, float(gain), float(ref_low - gain * low), dark_level, split, bright_level,
+                                 not dark_ok)
+    return Harmonisation("fallback", 1.0, 0.0, dark_level, split, bright_level, not dark_ok)
 
 
 def apply(unit: np.ndarray, harmonisation: Harmonisation) -> np.ndarray:

@@ -115,6 +115,25 @@ class SeedEnsemble(nn.Module):
         maps = self.logit_map(x)
         return maps.mean(dim=(2, 3)), maps[:, 1] - maps[:, 0]
 
+    def subset(self, indices) -> nn.Module:
+        """The ensemble of some members only (sharing their weights): one member is itself.
+
+        Used to score a scan with the members that never saw it in training.
+        """
+        indices = [int(i) for i in indices]
+        if not indices:
+            raise ValueError("a subset of an ensemble needs at least one member")
+        if len(indices) == 1:
+            return self.members[indices[0]]
+        sub = SeedEnsemble(dict(self.config, ensemble_members=len(indices)))
+        sub.members = nn.ModuleList(self.members[i] for i in indices)
+        return sub
+
+
+def held_out_members(member_hu_scans, scan: str) -> list:
+    """Indices of the members whose training scans (one list per member) exclude ``scan``."""
+    return [i for i, scans in enumerate(member_hu_scans) if scan not in set(scans)]
+
 
 def build_network(config: dict | None = None) -> nn.Module:
     """One network, or a :class:`SeedEnsemble` when ``config["ensemble_members"] > 1``."""

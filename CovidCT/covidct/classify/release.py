@@ -21,7 +21,7 @@ import numpy as np
 
 from . import metrics, pooling
 from .network import build_network
-from .training import evaluate_splits, hu_slice_sets, make_splits
+from .training import evaluate_splits, held_out_splits, hu_slice_sets, make_splits
 
 
 def _load_run_model(run_dir: Path, cfg: dict):
@@ -46,15 +46,21 @@ def _is_covid_scan(name: str, scan: dict) -> bool:
     return bool(scan.get("covid_scan", name == "P001"))  # run.json files before the key: P001
 
 
+def _hu_rows(scans: dict, exclude=()) -> dict:
+    """The HU slice rows' (labels, scores) over the scored scans, less ``exclude`` (in-sample ones)."""
+    held = {k: v for k, v in scans.items() if k not in set(exclude)}
+    if not held:
+        return {}
+    infection = np.concatenate([np.asarray(v["infection"]) for v in held.values()])
+    scores = np.concatenate([np.asarray(v["scores"], dtype=float) for v in held.values()])
+    covid_scan = np.concatenate([np.full(len(v["scores"]), _is_covid_scan(k, v)) for k, v in held.items()])
+    return hu_slice_sets(infection, covid_scan, scores)
+
+
 def _hu_rows_at(scans: dict, threshold: float) -> dict:
     """The HU slice rows' threshold metrics (``evaluate_splits`` reports them at 0.5; AUCs do not change)."""
-    if not scans:
-        return {}
-    infection = np.concatenate([np.asarray(v["infection"]) for v in scans.values()])
-    scores = np.concatenate([np.asarray(v["scores"], dtype=float) for v in scans.values()])
-    covid_scan = np.concatenate([np.full(len(v["scores"]), _is_covid_scan(k, v)) for k, v in scans.items()])
     return {row: metrics.at_threshold(labels, row_scores, threshold)
-            for row, (labels, row_scores) in hu_slice_sets(infection, covid_scan, scores).items()}
+            for row, (labels, row_scores) in _hu_rows(scans).items()}
 
 
 def scan_margin(scans: dict, method: str):
@@ -83,14 +89,20 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     cfg = run["config"]
     model = _load_run_model(run_dir, cfg)
-    splits = make_splits(cache, cfg)
-    # Score every HU scan as a whole scan, trained on or not (``in_sample`` says which).
+    splits, models = held_out_splits(model, cache, cfg)
+    # Score every HU scan as a whole scan, trained on or not (``in_sample`` says which); a
+    # leave-one-patient-out ensemble scores each scan with the members that never saw it.
     all_scans = make_splits(cache, dict(cfg, train=dict(cfg["train"], hu_scans=[])))
-    splits.update({k: v for k, v in all_scans.items() if k.startswith("hu:")})
-    in_sample = sorted(cfg["train"].get("hu_scans", []))
+    splits.update({k: v for k, v in all_scans.items() if k.startswith("hu:") and k not in splits})
+    in_sample = sorted(k[3:] for k in splits if k.startswith("hu:") and k not in models
+                       and k[3:] in cfg["train"].get("hu_scans", []))
     final = evaluate_splits(model, cache, splits, "cpu", n_boot=2000,
-                            standardisation=cfg.get("standardisation", "equalise"))
-    method, margins = choose_pooling(final["scans"])
+                            standardisation=cfg.get("standardisation", "equalise"), models=models)
+    threshold_from = cfg.get("threshold_from", threshold_from)
+    if cfg.get("pooling"):  # fixed in the config before the results: not chosen on the HU scans
+        method, margins = cfg["pooling"], {}
+    else:
+        method, margins = choose_pooling(final["scans"])
     raw = final.get("raw", {})
     labels = np.concatenate([raw[k]["labels"] for k in raw]) if raw else np.zeros(0)
     scores = np.concatenate([raw[k]["scores"] for k in raw]) if raw else np.zeros(0)
@@ -99,6 +111,12 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
         t2d = metrics.youden_threshold(labels, scores)
         thresholds["validation_2d"] = {"threshold": t2d, "sets": sorted(raw),
                                        **metrics.at_threshold(labels, scores, t2d)}
+    hu_rows = _hu_rows(final["scans"], exclude=in_sample)
+    if "hu_covid_infected_vs_noncovid" in hu_rows:
+        hu_labels, hu_scores = hu_rows["hu_covid_infected_vs_noncovid"]
+        t_hu = metrics.youden_threshold(hu_labels, hu_scores)
+        thresholds["hu_slices"] = {"threshold": t_hu, "sets": ["held-out HU slices: COVID-19 infected vs non-COVID scans"],
+                                   **metrics.at_threshold(hu_labels, hu_scores, t_hu)}
     margin = scan_margin(final["scans"], method)
     if margin is not None:
         covid, other = margin
@@ -125,7 +143,8 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
         "architecture": _architecture(cfg["network"]),
         "config": {"network": build_network(cfg["network"]).config, "input_size_px": cfg["input_size_px"],
                    "standardisation": cfg.get("standardisation", "equalise"),
-                   "crop": cfg.get("crop", "scan"), "min_lung_fraction": cfg.get("min_lung_fraction", 0.10)},
+                   "crop": cfg.get("crop", "scan"), "min_lung_fraction": cfg.get("min_lung_fraction", 0.10),
+                   **({"member_hu_scans": cfg["member_hu_scans"]} if cfg.get("member_hu_scans") else {})},
         "training_config": cfg, "classes": ["non-COVID", "COVID-19"],
         "pooling": method, "pooling_margins_hu": margins, "hu_scans_in_training": in_sample,
         "threshold": threshold, "threshold_from": threshold_from if threshold_from in thresholds else "validation_2d",

@@ -172,15 +172,19 @@ def hu_slice_sets(infection, covid_scan, scores) -> dict:
 
 
 def evaluate_splits(model, cache: dict, splits: dict, device="cpu", n_boot: int = 1000,
-                    standardisation: str = "equalise") -> dict:
-    """Slice-level metrics per held-out set; scan-level pooling for held-out HU scans."""
+                    standardisation: str = "equalise", models: dict | None = None) -> dict:
+    """Slice-level metrics per held-out set; scan-level pooling for held-out HU scans.
+
+    ``models`` maps a split name to the model that scores it instead of ``model`` (the
+    members of a leave-one-patient-out ensemble that never saw that scan).
+    """
     images = cache["images"]
     out = {"slice": {}, "scans": {}}
     scores_by_set = {}
     for name, idx in splits.items():
         if name == "train" or idx.size == 0:
             continue
-        p = predict_unit_slices(model, images[idx].astype(np.float32), device,
+        p = predict_unit_slices((models or {}).get(name, model), images[idx].astype(np.float32), device,
                                 standardisation=standardisation)
         scores_by_set[name] = (idx, p)
         if name.startswith("hu:"):
@@ -315,14 +319,26 @@ def _training_settings(cfg: dict) -> str:
     return json.dumps({k: v for k, v in cfg.items() if not k.startswith("_")}, sort_keys=True)
 
 
+def _shared_value(member_cfg: dict, key: str, per_member_hu: bool):
+    value = member_cfg.get(key)
+    if key == "train" and per_member_hu:  # leave-one-patient-out: only the HU scans may differ
+        value = {k: v for k, v in value.items() if k != "hu_scans"}
+    return json.dumps(value, sort_keys=True)
+
+
 def member_configs(cfg: dict, config_path) -> list:
-    """The member configs an ensemble config names (``ensemble_of``, paths relative to it)."""
+    """The member configs an ensemble config names (``ensemble_of``, paths relative to it).
+
+    With ``held_out_per_member`` the members may train on different HU scans (each scan
+    is then reported by the members that never saw it); everything else must agree.
+    """
     folder = Path(config_path).resolve().parent
     members = [(Path(name).stem, load_config(folder / name)) for name in cfg["ensemble_of"]]
     if len(members) < 2:
         raise ValueError("ensemble_of must name at least two member configs")
+    per_member_hu = bool(cfg.get("held_out_per_member"))
     for key in ENSEMBLE_SHARED_KEYS:
-        values = {json.dumps(m.get(key), sort_keys=True) for _, m in members}
+        values = {_shared_value(m, key, per_member_hu) for _, m in members}
         if len(values) > 1:
             raise ValueError(f"ensemble members differ in '{key}'; they must share it to be averaged "
                              "and evaluated on the same held-out data")
@@ -353,19 +369,15 @@ def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> d
             log(f"member {name}: training (seed {member_cfg['seed']})")
             reports.append(train(member_cfg, cache, member_dir, log))
         states.append(torch.load(member_dir / "model.pt", map_location="cpu", weights_only=True))
-    base = members[0][1]
-    combined_cfg = dict(base, name=cfg.get("name", base["name"]), version=cfg.get("version", base["version"]),
-                        network=dict(base["network"], ensemble_members=len(members)),
-                        ensemble_of=list(cfg["ensemble_of"]), seed=[m["seed"] for _, m in members],
-                        _comment=cfg.get("_comment", ""))
+    combined_cfg = combined_config(cfg, members)
     state = ensemble_state_dict(states)
     model = build_network(combined_cfg["network"])
     model.load_state_dict({k: v.float() for k, v in state.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, out_dir / "model.pt")
-    splits = make_splits(cache, combined_cfg)
+    splits, models = held_out_splits(model, cache, combined_cfg)
     final = evaluate_splits(model, cache, splits, "cpu",
-                            standardisation=combined_cfg.get("standardisation", "equalise"))
+                            standardisation=combined_cfg.get("standardisation", "equalise"), models=models)
     report = {"config": combined_cfg, "members": [{"config": name, "minutes": r["minutes"],
                                                    "steps_done": r["steps_done"],
                                                    "final_slice_auc": {k: v["auc"] for k, v in r["final"]["slice"].items()}}
@@ -378,3 +390,48 @@ def train_ensemble(cfg: dict, config_path, cache: dict, out_dir, log=print) -> d
     log(json.dumps({k: round(v["auc"], 4) for k, v in final["slice"].items()}))
     log(json.dumps({s: v["pooled"] for s, v in final["scans"].items()}))
     return report
+
+
+# Ensemble-config keys that describe how the combined model is used, copied into its config.
+ENSEMBLE_USE_KEYS = ("pooling", "threshold_from", "held_out_per_member")
+
+
+def combined_config(cfg: dict, members: list) -> dict:
+    """The training config of the combined ensemble (what its manifest records).
+
+    For a leave-one-patient-out ensemble, ``train.hu_scans`` is every scan any member saw
+    and ``member_hu_scans`` lists each member's, so each scan can be scored by the members
+    that never saw it.
+    """
+    base = members[0][1]
+    combined = dict(base, name=cfg.get("name", base["name"]), version=cfg.get("version", base["version"]),
+                    network=dict(base["network"], ensemble_members=len(members)),
+                    ensemble_of=list(cfg["ensemble_of"]), seed=[m["seed"] for _, m in members],
+                    _comment=cfg.get("_comment", ""))
+    combined.update({k: cfg[k] for k in ENSEMBLE_USE_KEYS if k in cfg})
+    if cfg.get("held_out_per_member"):
+        member_scans = [sorted(m["train"].get("hu_scans", [])) for _, m in members]
+        combined["member_hu_scans"] = member_scans
+        combined["train"] = dict(base["train"], hu_scans=sorted(set().union(*member_scans)))
+    return combined
+
+
+def held_out_splits(model, cache: dict, cfg: dict) -> tuple:
+    """(splits, models): the config's held-out sets plus, for a leave-one-patient-out
+    ensemble, every HU scan some member never saw, each with that sub-ensemble as its model.
+    """
+    from .network import held_out_members
+
+    splits = make_splits(cache, cfg)
+    member_scans = cfg.get("member_hu_scans")
+    if not member_scans:
+        return splits, {}
+    every_scan = make_splits(cache, dict(cfg, train=dict(cfg["train"], hu_scans=[])))
+    models = {}
+    for name, idx in every_scan.items():
+        if not name.startswith("hu:"):
+            continue
+        members = held_out_members(member_scans, name[3:])
+        if members:
+            splits[name], models[name] = idx, model.subset(members)
+    return splits, models

@@ -52,6 +52,9 @@ def run_analyze(args) -> int:
     else:
         p = result["probabilities"]["covid19"]
         print(f"COVID-19 probability {p:.3f} -> {result['decision']} (threshold {result['threshold']:.3f})")
+        basis = result.get("decision_basis") or {}
+        if basis:
+            print(f"Decided by {basis['basis']}: {'; '.join(basis['reasons'])}")
         q = result["quantification"]
         total = q.get("total", q) if isinstance(q, dict) else {}
         if isinstance(total, dict) and "involvement_percent" in total:

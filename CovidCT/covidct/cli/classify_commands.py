@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
 from ..paths import configs_dir, default_data_dir
 from .common import add_device_argument, add_json_argument, print_json
 
+# Exit code of a ``covidct classify`` batch where some files were scored and others refused
+# (each refusal is listed with its own message).  Next to the error classes' codes in
+# ``errors.py`` (2 input not found ... 7 output, 130 cancelled); when every file fails,
+# the first file's own error code is used instead.
+PARTIAL_FAILURE_EXIT_CODE = 8
 
 
 def register(subparsers) -> None:
@@ -62,15 +68,37 @@ def _data_root(args):
 
 
 def run_classify(args) -> int:
+    """Score every readable image; refused files are listed as errors, not fatal.
+
+    Exit 0 when all were scored, ``PARTIAL_FAILURE_EXIT_CODE`` when some were, else the
+    first file's error code (a single bad file exits as it always did).  On failure one
+    ``covidct classify: error:`` line goes to stderr, as for every other error.
+    """
     from ..classify import classify_images
 
     results = classify_images(args.images, device=args.device)
+    failed = [r for r in results if "error" in r]
+    scored = len(results) - len(failed)
     if args.json:
-        print_json({"results": results})
+        print_json({"results": results, "failed": len(failed), "scored": scored})
     else:
         for r in results:
-            print(f"{r['path']}: p(COVID-19) = {r['covid19']:.3f} -> {r['decision']} (threshold {r['threshold']:.3f})")
-    return 0
+            if "error" in r:
+                print(f"{r['path']}: ERROR ({r['error']})")
+            else:
+                print(f"{r['path']}: p(COVID-19) = {r['covid19']:.3f} -> {r['decision']} "
+                      f"(threshold {r['threshold']:.3f})" + (f"; warning: {r['warning']}" if "warning" in r else ""))
+        print(f"scored {scored} of {len(results)} files; {len(failed)} failed")
+    if not failed:
+        return 0
+    if scored:
+        print(f"covidct classify: error: {len(failed)} of {len(results)} files could not be scored "
+              "(see their ERROR entries).", file=sys.stderr)
+        return PARTIAL_FAILURE_EXIT_CODE
+    first = failed[0]["error"] if len(failed) == 1 else \
+        f"none of the {len(failed)} files could be scored; the first: {failed[0]['error']}"
+    print(f"covidct classify: error: {first}", file=sys.stderr)
+    return failed[0]["exit_code"]
 
 
 def run_evaluate(args) -> int:

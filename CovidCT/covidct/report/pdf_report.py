@@ -154,6 +154,17 @@ def study_rows(study: dict, include_identifiers: bool) -> list:
     return rows
 
 
+def _decision_basis_lines(result: dict) -> list:
+    """Which evidence decided, and the classifier's own call when the lesion evidence overruled it."""
+    basis = result.get("decision_basis") or {}
+    if not basis:
+        return []
+    line = f"<b>Decided by:</b> {_esc(basis.get('basis', '-'))}: {_esc('; '.join(basis.get('reasons') or []))}"
+    if basis.get("classifier_decision") and basis.get("classifier_decision") != result.get("decision"):
+        line += f" (classifier alone: {_esc(basis['classifier_decision'])})"
+    return [line]
+
+
 def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_identifiers: bool = False) -> Path:
     """Write the report PDF for one ``result.json`` dict; ``figures`` maps ``key_slices`` and
     ``slice_chart`` to PNG paths.  Returns the written path (atomically replaced)."""
@@ -205,6 +216,7 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
         f"<b>Decision at threshold {_fmt(threshold, 2)}:</b> {_esc(result.get('decision', '-'))} "
         f"(model card operating point: sensitivity {_fmt(op.get('sensitivity'), 2)}, "
         f"specificity {_fmt(op.get('specificity'), 2)})",
+        *_decision_basis_lines(result),
         f"<b>Quality gate:</b> enhancement {'needed' if quality.get('needs_enhancement') else 'not needed'}; "
         f"{'applied' if applied else 'not applied'}. Reasons: {_esc(reasons)}",
         f"<b>{_esc(corads.get('text', 'CO-RADS-style suggestion: -'))}</b>",

@@ -1,0 +1,115 @@
+"""Harmonisation of exported grey levels: a chest phantom rendered at a grid of windows."""
+
+import numpy as np
+import pytest
+
+from covidct.classify.harmonise import IDENTITY, apply, estimate, harmonise
+from covidct.classify.input_normalisation import _box_from_mask
+from covidct.classify.window_grid import CANONICAL, LUNG_LIKE, _body, render_export
+from covidct.preprocess.windowing import lung_window
+
+
+def chest_phantom(size=256, seed=0):
+    """HU slice: air, fat ring, soft tissue, two lungs with vessels, a ground-glass patch, a vertebra."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    hu = np.full((size, size), -1000.0)
+    hu[((yy - 0.5) / 0.40) ** 2 + ((xx - 0.5) / 0.47) ** 2 <= 1] = -100.0
+    hu[((yy - 0.5) / 0.37) ** 2 + ((xx - 0.5) / 0.44) ** 2 <= 1] = 45.0
+    lungs = np.zeros((size, size), bool)
+    for cx in (0.30, 0.70):
+        lungs |= ((yy - 0.48) / 0.28) ** 2 + ((xx - cx) / 0.15) ** 2 <= 1
+    hu[lungs] = -860.0
+    for _ in range(40):
+        cy, cx = rng.uniform(0.25, 0.7), rng.choice([rng.uniform(0.2, 0.4), rng.uniform(0.6, 0.8)])
+        hu[((yy - cy) ** 2 + (xx - cx) ** 2 <= 0.006 ** 2) & lungs] = 30.0
+    lesion = (((yy - 0.6) ** 2 + (xx - 0.25) ** 2) <= 0.05 ** 2) & lungs
+    hu[lesion] = -550.0
+    hu[((yy - 0.82) ** 2 + (xx - 0.5) ** 2) <= 0.04 ** 2] = 700.0
+    hu += rng.normal(0, 15, hu.shape)
+    r0, r1, c0, c1 = _box_from_mask(lungs, 0.03)          # the classifier sees the lung box
+    crop = (slice(r0, r1), slice(c0, c1))
+    return hu.astype(np.float32), crop, (lungs & ~lesion)[crop], lesion[crop]
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return chest_phantom()
+
+
+def _export(hu, crop, condition):
+    return render_export(hu, condition, _body(hu))[crop].astype(np.float32) / 255.0
+
+
+def test_the_canonical_window_is_left_almost_unchanged(phantom):
+    hu, crop, lung, _ = phantom
+    canonical = lung_window(hu)[crop]
+    h = estimate(canonical)
+    assert h.status == "dark+bright" and abs(h.gain - 1) < 0.05 and abs(h.offset) < 0.03
+    assert np.abs(apply(canonical, h) - canonical).mean() < 0.02
+    low, high = h.window_hu()
+    assert abs(low - -1350) < 60 and abs(high - 150) < 80      # the window it was rendered with
+
+
+@pytest.mark.parametrize("condition", LUNG_LIKE)
+def test_every_lung_like_window_maps_back_to_the_canonical_input(phantom, condition):
+    hu, crop, lung, lesion = phantom
+    reference = harmonise(lung_window(hu)[crop])
+    exported = _export(hu, crop, condition)
+    h = estimate(exported)
+    out = apply(exported, h)
+    raw_error = np.abs(exported - lung_window(hu)[crop]).mean()
+    error = np.abs(out - reference).mean()
+    assert error < 0.04 and np.abs(out - reference)[lung].mean() < 0.01   # the lungs land where they belong
+    if condition != CANONICAL:
+        assert error < 0.35 * raw_error
+    contrast, ref_contrast = out[lesion].mean() - out[lung].mean(), reference[lesion].mean() - reference[lung].mean()
+    assert 0.8 * ref_contrast < contrast < 2.0 * ref_contrast             # ground glass is never erased
+    if h.status == "dark+bright":                                          # nothing clipped: nearly exact
+        assert error < 0.01 and abs(contrast - ref_contrast) < 0.05 * ref_contrast
+
+
+def test_a_wide_window_with_grey_padding_and_jpeg_are_undone(phantom):
+    hu, crop, lung, lesion = phantom
+    reference = harmonise(lung_window(hu)[crop])
+    for condition in ("W2000 L-850 grey background", "W1500 L-600 JPEG q50"):
+        out = harmonise(_export(hu, crop, condition))
+        assert np.abs(out - reference).mean() < 0.025, condition
+
+
+def test_a_mediastinal_window_is_recognised_as_clipping_the_lungs(phantom):
+    hu, crop, lung, _ = phantom
+    h = estimate(_export(hu, crop, "W400 L40 (mediastinal)"))
+    assert h.status == "split+bright" and h.lung_detail_clipped and h.reliable
+    assert abs(apply(_export(hu, crop, "W400 L40 (mediastinal)"), h)[lung].mean() - 0.33) < 0.05
+
+
+def test_an_image_without_two_tissue_classes_is_passed_through_and_says_so():
+    flat = np.full((64, 64), 0.5, np.float32)
+    assert estimate(flat).status == "fallback" and not estimate(flat).reliable
+    assert np.array_equal(harmonise(flat), flat)
+    assert estimate(np.zeros((4, 4), np.float32)) == IDENTITY
+
+
+def test_harmonised_images_stay_in_range_and_do_not_touch_the_input(phantom):
+    hu, crop, _, _ = phantom
+    exported = _export(hu, crop, "W1000 L-800")
+    before = exported.copy()
+    out = harmonise(exported)
+    assert np.array_equal(exported, before) and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_export_style_augmentations():
+    from covidct.classify.augment import DEFAULT_AUGMENT, export_window, field_of_view, grey_curve
+
+    rng = np.random.default_rng(0)
+    image = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    cfg = dict(DEFAULT_AUGMENT, window_width_hu=[1500.0, 1500.0], window_level_hu=[-600.0, -600.0])
+    assert np.allclose(export_window(image, rng, cfg), image, atol=1e-5)     # the canonical window is identity
+    wide = export_window(image, rng, dict(cfg, window_width_hu=[3000.0, 3000.0]))
+    assert np.ptp(wide) < 0.55                                               # a wider window: less contrast
+    curved = grey_curve(image, rng, dict(DEFAULT_AUGMENT, curve_strength=0.15))
+    assert np.all(np.diff(curved.ravel()) >= -1e-6)                           # a tone curve stays monotone
+    fov = field_of_view(image, rng, dict(DEFAULT_AUGMENT, fov_radius=[0.4, 0.4], fov_background=[0.5, 0.5]))
+    assert fov[0, 0] == 0.5 and fov[32, 32] == image[32, 32]
