@@ -87,6 +87,8 @@ def registerSampleData():
     if not sample.is_file():
         logging.warning(f"CovidCT sample scan {sample} is missing; not registered in Sample Data.")
         return
+    # No load-type argument: it was renamed (loadFileType -> loadFileTypes) within 5.x, and
+    # without one every version reads the .nrrd as a scalar volume.
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category="CovidCT",
         sampleName="CovidCTSampleP001",
@@ -94,7 +96,6 @@ def registerSampleData():
         uris=sample.as_uri(),
         fileNames=SAMPLE_FILE_NAME,
         nodeNames="CovidCTSampleP001",
-        loadFileType="VolumeFile",
     )
 
 
@@ -122,7 +123,7 @@ class CovidCTParameterNode:
     scoreTable: vtkMRMLTableNode
     resultSummary: str = ""
     keySlices: str = ""  # comma-separated slice indices, most suspicious first
-    reportPath: str = ""  # report.pdf written by the last analysis (in Slicer's temporary folder)
+    reportPath: str = ""  # report.pdf of the last analysis (its work folder, removed with the next one)
     currentSlice: int = -1
 
 
@@ -174,6 +175,8 @@ class CovidCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._process.cancel()
         if self._pollTimer is not None:
             self._pollTimer.stop()
+        if self.logic is not None:
+            self.logic.cleanup()  # the analyses' work folders
         self.removeObservers()
 
     def enter(self) -> None:
@@ -356,15 +359,38 @@ class CovidCTWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 # Logic
 #
 
-class CovidCTLogic(ScriptedLoadableModuleLogic):
+class CovidCTLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     """Analysis and display, usable from the Python console without the module GUI::
 
         logic = CovidCTLogic()
         process = logic.process(volumeNode, device="cpu")   # blocks; raises on failure
+
+    Each analysis works in a new folder under Slicer's temporary folder (input NRRD, result
+    volumes, report). The logic removes the folders it made when the next analysis starts,
+    when the scene closes and in :meth:`cleanup`; the results are in the scene by then.
     """
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        VTKObservationMixin.__init__(self)
+        self._runs: list = []  # AnalysisProcess objects started here, running or with a folder to remove
+
+    def cleanup(self) -> None:
+        """Stop this logic's running analyses and remove every work folder it made."""
+        for run in self._runs:
+            if run.state.busy:
+                run.cancel()
+        self.removeWorkFolders()
+
+    def removeWorkFolders(self) -> None:
+        """Remove the work folders this logic made for analyses that are over (running ones stay)."""
+        self._runs = [run for run in self._runs
+                      if run.state.busy or (run.owns_work_dir and not run.remove_work_dir())]
+        if not self._runs:
+            self.removeObservers(self._onSceneStartClose)
+
+    def _onSceneStartClose(self, caller, event) -> None:
+        self.cleanup()
 
     def getParameterNode(self):
         return CovidCTParameterNode(super().getParameterNode())
@@ -380,31 +406,61 @@ class CovidCTLogic(ScriptedLoadableModuleLogic):
         sitk.WriteImage(to_sitk(volume_nodes.ct_volume_from_node(inputVolume)), str(path), True)
         return path
 
+    @staticmethod
+    def dicomSourceFiles(inputVolume) -> list:
+        """Files of the series ``inputVolume`` was loaded from through Slicer's DICOM database
+        (its ``DICOM.instanceUIDs``); empty for other volumes or when files are gone."""
+        uids = inputVolume.GetAttribute("DICOM.instanceUIDs")
+        if not uids or getattr(slicer, "dicomDatabase", None) is None or not slicer.dicomDatabase.isOpen:
+            return []
+        return analysis_process.dicom_series_files(uids, slicer.dicomDatabase.fileForInstance)
+
     def startAnalysis(self, inputVolume, device="auto", enhancement="auto", scale="auto",
                       onImported=None, workDir=None) -> AnalysisProcess:
         """Start ``covidct analyze`` in a separate process; poll the returned object.
 
         When it succeeds, ``poll()`` imports the results into the scene and calls
-        ``onImported(result, nodes)``.
+        ``onImported(result, nodes)``. A volume from the DICOM database also gets the DICOM
+        report files (Encapsulated PDF, measurement SR) that reference its series. Without
+        ``workDir`` the run gets a new temporary folder, which this logic removes later.
         """
         if inputVolume is None or inputVolume.GetImageData() is None:
             raise ValueError(_("Select a chest CT volume first."))
-        if workDir is None:
-            workDir = tempfile.mkdtemp(prefix="CovidCT-", dir=slicer.app.temporaryPath)
-        workDir = Path(workDir)
-        inputPath = self.writeInputVolume(inputVolume, workDir / "input.nrrd")
+        self.removeWorkFolders()
+        parameters = self.getParameterNode()
+        if parameters.reportPath and not Path(parameters.reportPath).is_file():
+            parameters.reportPath = ""  # it was in a work folder just removed
+        ownsWorkDir = workDir is None
+        workDir = Path(tempfile.mkdtemp(prefix="CovidCT-", dir=slicer.app.temporaryPath) if ownsWorkDir
+                       else workDir)
+        workDir.mkdir(parents=True, exist_ok=True)
+        try:
+            inputPath = self.writeInputVolume(inputVolume, workDir / "input.nrrd")
+            dicomSource = analysis_process.dicom_source_folder(self.dicomSourceFiles(inputVolume), workDir)
+        except BaseException:
+            if ownsWorkDir:
+                shutil.rmtree(workDir, ignore_errors=True)
+            raise
         outDir = workDir / "output"
-        command = analysis_process.analyze_command(inputPath, outDir, device, enhancement, scale)
-        logging.info("CovidCT: running " + " ".join(command[:2] + command[3:]))
+        command = analysis_process.analyze_command(inputPath, outDir, device, enhancement, scale,
+                                                   report=dicomSource is None)
+        then = [] if dicomSource is None else [analysis_process.report_step(outDir, dicomSource)]
+        logging.info("CovidCT: running " + " ".join(command)
+                     + "".join(" && " + " ".join(step.command) for step in then))
 
-        def importResults(_process):
-            result, nodes = self.importResults(outDir, inputVolume)
+        def importResults(process):
+            result, nodes = self.importResults(process.out_dir, inputVolume)
             if onImported is not None:
                 onImported(result, nodes)
 
         process = AnalysisProcess(command, env=analysis_process.core_environment(), cwd=str(workDir),
-                                  on_success=importResults)
-        process.workDir = workDir
+                                  on_success=importResults, then=then, work_dir=workDir, out_dir=outDir,
+                                  owns_work_dir=ownsWorkDir)
+        self._runs.append(process)
+        if not self.hasObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self._onSceneStartClose):
+            # After the widget's own handler (priority 0), which updates the GUI.
+            self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self._onSceneStartClose,
+                             priority=-1.0)
         return process.start()
 
     def process(self, inputVolume, device="auto", enhancement="auto", scale="auto",
@@ -440,8 +496,7 @@ class CovidCTLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def storeResults(parameters, result, nodes) -> None:
-        keys = result.key_slices or [k for k in [slice_scores.most_suspicious_slice(result.per_slice)]
-                                     if k is not None]
+        keys = result.key_slices  # chosen once by the core (falls back through the same rule for old results)
         parameters.enhancedVolume = nodes.enhanced
         parameters.heatmapVolume = nodes.heatmap
         parameters.lungSegmentation = nodes.lung_segmentation
@@ -455,12 +510,17 @@ class CovidCTLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def saveReport(parameters, destination) -> Path:
-        """Copy the last analysis's PDF report to ``destination`` (a path the user chose)."""
+        """Copy the last analysis's PDF report to ``destination`` (a path the user chose), and
+        its DICOM files, when there are any, next to it (``<name>.dcm``, ``<name>_measurements_sr.dcm``)."""
         source = Path(parameters.reportPath) if parameters.reportPath else None
         if source is None or not source.exists():
             raise ValueError(_("No report is available: run the analysis first."))
         destination = Path(destination)
         shutil.copyfile(source, destination)
+        for suffix in (".dcm", "_measurements_sr.dcm"):
+            companion = source.with_name(source.stem + suffix)
+            if companion.is_file():
+                shutil.copyfile(companion, destination.with_name(destination.stem + suffix))
         return destination
 
     @staticmethod
@@ -552,12 +612,11 @@ class CovidCTTest(ScriptedLoadableModuleTest):
 
     @staticmethod
     def _writeFakeResult(inputVolume, outDir: Path, hotSlice: int) -> None:
-        """A result folder in the documented format (heatmap hot on one slice)."""
-        import json
-
+        """A result folder in the documented format (heatmap hot on one slice), built by the core's one fixture builder."""
         import numpy as np
         import SimpleITK as sitk
 
+        from covidct.result import RESULT_NAME, Probabilities, example_result, slice_scores
         from covidct.volume import to_sitk
 
         outDir.mkdir(parents=True, exist_ok=True)
@@ -568,13 +627,10 @@ class CovidCTTest(ScriptedLoadableModuleTest):
         sitk.WriteImage(to_sitk(ct.with_voxels(heat)), str(outDir / "heatmap.nrrd"), True)
         mask = (ct.voxels < -500).astype(np.uint8)
         sitk.WriteImage(to_sitk(ct.with_voxels(mask)), str(outDir / "lung_mask.nrrd"), True)
-        perSlice = [{"index": s, "z_mm": float(z), "covid19": 0.9 if s == hotSlice else 0.1, "in_lung": True}
-                    for s, z in enumerate(ct.slice_positions_mm())]
-        result = {"probabilities": {"covid19": 0.9, "non_covid": 0.1}, "decision": "COVID-19",
-                  "threshold": 0.5, "operating_point": {"sensitivity": 0.8, "specificity": 0.7},
-                  "per_slice": perSlice, "key_slices": [hotSlice], "enhanced": None,
-                  "heatmap": "heatmap.nrrd", "lung_mask": "lung_mask.nrrd"}
-        (outDir / "result.json").write_text(json.dumps(result))
+        scores = [0.9 if s == hotSlice else 0.1 for s in range(ct.num_slices)]
+        result = example_result(slice_scores(ct.slice_positions_mm(), scores), probabilities=Probabilities(0.9, 0.1),
+                                key_slices=[hotSlice], input=None, lesions=None)
+        (outDir / RESULT_NAME).write_text(result.to_json(), encoding="utf-8")
 
     def _waitFor(self, condition, timeoutSeconds):
         deadline = time.time() + timeoutSeconds

@@ -78,9 +78,9 @@ def bench_analyze(scan: Path, device_name: str, enhance: str) -> dict:
         start = time.perf_counter()
         result = analyze_scan(scan, Path(tmp) / "out", AnalysisOptions(device=device_name, enhance=enhance))
         total = time.perf_counter() - start
-    return {"scan": scan.name, "shape_kji": result["geometry"]["shape_kji"], "enhance": enhance,
-            "enhancement_applied": result["quality"]["enhancement_applied"],
-            "total_s": round(total, 2), "stages_s": result["timings_s"], **_peak_memory(device)}
+    return {"scan": scan.name, "shape_kji": result.geometry.shape_kji, "enhance": enhance,
+            "enhancement_applied": result.quality.enhancement_applied,
+            "total_s": round(total, 2), "stages_s": result.timings_s, **_peak_memory(device)}
 
 
 def bench_enhancer(device_name: str, slices: int) -> dict:

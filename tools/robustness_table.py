@@ -33,7 +33,8 @@ line by `CovidCT/Testing/Python/test_robustness_corpus.py`, which asserts for ea
 * no partial output: a failed run leaves no output folder and no temporary file.
 
 Exit codes: 0 success, 2 input not found or unreadable, 3 unsupported input, 4 not a usable
-chest CT, 5 model weights, 6 compute device, 7 output, 130 cancelled.
+chest CT, 5 model weights, 6 compute device, 7 output, 8 some files of a batch failed
+(`covidct classify`), 130 cancelled.
 
 Related tests: `test_robustness_privacy.py` (no patient name, ID or birth date in any
 output, log or file name unless `--include-identifiers`), `test_robustness_orientation.py`

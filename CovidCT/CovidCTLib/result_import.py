@@ -6,60 +6,66 @@ never modified: every output is a new node.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from covidct.errors import ResultFileError
+from covidct.result import RESULT_NAME, VOLUME_FIELDS
+from covidct.result import AnalysisResult as ResultFile
+
 from . import heatmap_display, lung_segmentation, slice_scores, subject_hierarchy, volume_nodes
 
-REQUIRED_KEYS = ("probabilities", "decision", "threshold", "per_slice", "heatmap")
 
-
-class ResultFormatError(ValueError):
+class ResultFormatError(ResultFileError, ValueError):
     """result.json is missing, unreadable or not in the format this module understands."""
 
 
 @dataclass
 class AnalysisResult:
-    """The parsed result.json plus the folder its relative paths refer to."""
+    """The parsed result.json (:class:`covidct.result.AnalysisResult`) plus the folder its
+    relative paths refer to."""
 
     out_dir: Path
-    data: dict
+    analysis: ResultFile
 
     @property
     def covid_probability(self) -> float:
-        return float(self.data["probabilities"]["covid19"])
+        return float(self.analysis.probabilities.covid19)
 
     @property
     def decision(self) -> str:
-        return str(self.data["decision"])
+        return self.analysis.decision
 
     @property
     def threshold(self) -> float:
-        return float(self.data["threshold"])
+        return float(self.analysis.threshold)
 
     @property
     def sensitivity(self) -> Optional[float]:
-        return (self.data.get("operating_point") or {}).get("sensitivity")
+        return self.analysis.operating_point.sensitivity
 
     @property
     def specificity(self) -> Optional[float]:
-        return (self.data.get("operating_point") or {}).get("specificity")
+        return self.analysis.operating_point.specificity
 
     @property
     def per_slice(self) -> list:
-        return list(self.data.get("per_slice") or [])
+        """``[{"index", "z_mm", "covid19", "in_lung"}, ...]``, as the score table reads them."""
+        return [entry.to_dict() for entry in self.analysis.per_slice]
 
     @property
     def key_slices(self) -> list:
-        return [int(k) for k in (self.data.get("key_slices") or [])]
+        """The slices the analysis chose (chosen the same way now for results that lack them)."""
+        return self.analysis.chosen_key_slices()
 
     def volume_path(self, key: str) -> Optional[Path]:
-        name = self.data.get(key)
+        """Path of the volume ``key`` (``input``, ``enhanced``, ``heatmap``, ``lung_mask``, ``lesions``)."""
+        if key not in VOLUME_FIELDS:
+            raise KeyError(key)
+        name = getattr(self.analysis, key)
         if not name:
             return None
         path = Path(name)
@@ -72,32 +78,28 @@ class AnalysisResult:
         if self.sensitivity is not None and self.specificity is not None:
             lines.append(f"At this threshold the model card reports sensitivity {self.sensitivity:.2f}, "
                          f"specificity {self.specificity:.2f}.")
-        basis = self.data.get("decision_basis") or {}
-        if basis.get("basis"):
-            line = f"Decided by {basis['basis']}: " + "; ".join(basis.get("reasons") or [])
-            if basis.get("classifier_decision") and basis["classifier_decision"] != self.decision:
-                line += f" (classifier alone: {basis['classifier_decision']})"
+        basis = self.analysis.decision_basis
+        if basis and basis.basis:
+            line = f"Decided by {basis.basis}: " + "; ".join(basis.reasons)
+            if basis.classifier_decision and basis.classifier_decision != self.decision:
+                line += f" (classifier alone: {basis.classifier_decision})"
             lines.append(line)
         return "\n".join(lines)
 
 
 def read_result(out_dir) -> AnalysisResult:
     out_dir = Path(out_dir)
-    path = out_dir / "result.json"
+    path = out_dir / RESULT_NAME
     if not path.is_file():
         raise ResultFormatError(f"The analysis finished without writing {path}; see the log for the cause.")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ResultFormatError(f"{path} cannot be read ({exc}).") from None
-    missing = [key for key in REQUIRED_KEYS if key not in data]
-    if missing:
-        raise ResultFormatError(f"{path} lacks {', '.join(missing)}; the core and the Slicer module "
-                                "versions do not match. Update the extension.")
-    probability = float(data["probabilities"].get("covid19", math.nan))
-    if not 0.0 <= probability <= 1.0:
-        raise ResultFormatError(f"{path}: COVID-19 probability {probability} is not within 0..1.")
-    return AnalysisResult(out_dir=out_dir, data=data)
+        analysis = ResultFile.load(path)
+    except ResultFileError as exc:
+        if exc.missing:
+            raise ResultFormatError(f"{path} lacks {', '.join(exc.missing)}; the core and the Slicer module "
+                                    "versions do not match. Update the extension.", exc.missing) from None
+        raise ResultFormatError(str(exc)) from None
+    return AnalysisResult(out_dir=out_dir, analysis=analysis)
 
 
 @dataclass
@@ -149,7 +151,7 @@ def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
     mask_path = result.volume_path("lung_mask")
     if mask_path is not None:
         mask = _read_volume(mask_path)
-        names = {int(k): v for k, v in (result.data.get("lung_mask_labels") or {}).items()} or None
+        names = {int(k): v for k, v in (result.analysis.lung_mask_labels or {}).items()} or None
         nodes.lung_segmentation = lung_segmentation.segmentation_from_labelmap(
             scene, mask.voxels, mask.ijk_to_ras(), f"{base} lungs",
             reference_volume_node=input_node, segment_names=names)
@@ -157,7 +159,7 @@ def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
     lesion_path = result.volume_path("lesions")
     lesions = _read_volume(lesion_path) if lesion_path is not None else None
     if lesions is not None and np.asarray(lesions.voxels).any():  # no empty segmentation for clean lungs
-        names = {int(k): v for k, v in (result.data.get("lesion_labels") or {}).items()} or None
+        names = {int(k): v for k, v in result.analysis.lesion_labels.items()} or None
         nodes.lesion_segmentation = lung_segmentation.segmentation_from_labelmap(
             scene, lesions.voxels, lesions.ijk_to_ras(), f"{base} lesions",
             reference_volume_node=input_node, segment_names=names,

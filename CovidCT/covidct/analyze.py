@@ -25,18 +25,19 @@ import numpy as np
 from . import __version__
 from .errors import DeviceError, OutputError
 from .io import load_ct, save_volume, write_text_atomic
-from .json_encoding import to_json_text
+from .json_encoding import to_plain
 from .progress import CancelToken, ProgressCallback, silent, sub_progress
+from .result import (KEY_SLICE_COUNT, RESULT_NAME, AnalysisResult, Enhancement, Geometry, ModelInfo,
+                     Models, OperatingPoint, Probabilities, Quality, Quantification, SliceScore, Software, Study,
+                     lesion_label_names, pick_key_slices, suggest_corads_for)
 from .validation import validate_ct_volume
 from .volume import CTVolume
 
 log = logging.getLogger(__name__)
 
-RESULT_NAME = "result.json"
 # Share of the progress bar each stage gets (roughly its share of CPU time).
 STAGES = [("load", 0.05), ("lung mask", 0.08), ("quality", 0.02), ("enhance", 0.35),
           ("classify", 0.30), ("quantify", 0.08), ("write", 0.04), ("report", 0.08)]
-KEY_SLICE_MIN_GAP_MM = 10.0
 
 
 @dataclass
@@ -51,7 +52,7 @@ class AnalysisOptions:
     series_uid: Optional[str] = None
     include_identifiers: bool = False
     report: bool = True
-    key_slice_count: int = 6
+    key_slice_count: int = KEY_SLICE_COUNT
     overwrite: bool = False
     warnings: list = field(default_factory=list)
 
@@ -78,20 +79,6 @@ class _StageClock:
         yield sub_progress(self.progress, start, end, name)
         self.timings_s[name] = round(time.perf_counter() - began, 3)
         self.cancel.check(name)
-
-
-def pick_key_slices(per_slice: list, count: int, spacing_mm: float) -> list:
-    """Indices of the most suspicious slices, at least ``KEY_SLICE_MIN_GAP_MM`` apart."""
-    scored = sorted((s for s in per_slice if s.get("covid19") is not None),
-                    key=lambda s: s["covid19"], reverse=True)
-    chosen: list = []
-    for item in scored:
-        if all(abs(item["z_mm"] - other["z_mm"]) >= max(KEY_SLICE_MIN_GAP_MM, spacing_mm)
-               for other in chosen):
-            chosen.append(item)
-        if len(chosen) == count:
-            break
-    return [item["index"] for item in chosen]
 
 
 def _prepare_output(output_dir: Path, overwrite: bool) -> Path:
@@ -152,8 +139,8 @@ def _classify(volume: CTVolume, lung_mask, options: AnalysisOptions, progress, c
 
 
 def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = None,
-                 progress: ProgressCallback = silent, cancel: Optional[CancelToken] = None) -> dict:
-    """Analyse one chest CT and write the result folder; returns the result dict."""
+                 progress: ProgressCallback = silent, cancel: Optional[CancelToken] = None) -> AnalysisResult:
+    """Analyse one chest CT and write the result folder; returns what ``result.json`` holds."""
     options = options or AnalysisOptions()
     cancel = cancel or CancelToken()
     output_dir = Path(output_dir)
@@ -174,12 +161,12 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
     return result
 
 
-def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock, cancel) -> dict:
+def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock, cancel) -> AnalysisResult:
     from .decision import decide
     from .enhance.quality_gate import assess_quality
     from .preprocess.lung_mask import compute_lung_mask
     from .quantify import quantify_lungs_with_masks
-    from .quantify.lesions import LESION_LABELS, lesion_label_map
+    from .quantify.lesions import lesion_label_map
 
     with clock.stage("load"):
         volume = load_ct(input_path, options.series_uid, options.include_identifiers)
@@ -223,40 +210,43 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
         for name, item in written.items():
             save_volume(item, staging / name)
     scan_decision = decide(classification.covid_probability, classification.threshold, quantification)
-    per_slice = classification.per_slice
-    key_slices = pick_key_slices(per_slice, options.key_slice_count, volume.spacing_mm[2])
-    model_info = {"classifier": classification.model}
-    if enhancement.get("applied"):
-        model_info["enhancer"] = {k: enhancement[k] for k in ("model", "version", "sha256") if k in enhancement}
-    result = {
-        "software": {"covidct": __version__},
-        "probabilities": {"covid19": round(classification.covid_probability, 5),
-                          "non_covid": round(1.0 - classification.covid_probability, 5)},
-        "decision": scan_decision.decision,
-        "classifier_decision": classification.decision,
-        "decision_basis": scan_decision.to_dict(),
-        "threshold": classification.threshold,
-        "operating_point": classification.model.get("operating_point", {}),
-        "pooling": classification.pooling,
-        "classified_on": options.classify_on if enhanced is not None else "original",
-        "per_slice": per_slice,
-        "key_slices": key_slices,
-        "input": "input.nrrd",
-        "enhanced": "enhanced.nrrd" if enhanced is not None else None,
-        "heatmap": "heatmap.nrrd",
-        "lung_mask": "lung_mask.nrrd",
-        "lesions": "lesions.nrrd",
-        "lesion_labels": {str(v): k.replace("_", " ") for k, v in LESION_LABELS.items()},
-        "quality": dict(quality.to_dict(), enhancement_applied=bool(enhancement.get("applied")),
-                        enhancement=enhancement),
-        "quantification": quantification,
-        "model": model_info,
-        "study": volume.facts.to_dict(options.include_identifiers),
-        "geometry": {"shape_kji": list(volume.shape), "spacing_mm": list(volume.spacing_mm)},
-        "warnings": list(options.warnings),
-        "timings_s": clock.timings_s,
-    }
-    write_text_atomic(staging / RESULT_NAME, to_json_text(result))
+    per_slice = [SliceScore.from_dict(entry) for entry in to_plain(classification.per_slice)]
+    classifier = ModelInfo.from_dict(to_plain(classification.model))
+    enhancer_info = Enhancement.from_dict(to_plain(enhancement))
+    enhancer = None
+    if enhancer_info.applied:
+        enhancer = ModelInfo.from_dict({k: enhancer_info.extra[k] for k in ("model", "version", "sha256")
+                                        if k in enhancer_info.extra})
+    result = AnalysisResult(
+        software=Software(__version__),
+        probabilities=Probabilities(round(classification.covid_probability, 5),
+                                    round(1.0 - classification.covid_probability, 5)),
+        decision=scan_decision.decision,
+        classifier_decision=classification.decision,
+        decision_basis=scan_decision,
+        threshold=classification.threshold,
+        operating_point=classifier.operating_point or OperatingPoint(),
+        pooling=classification.pooling,
+        classified_on=options.classify_on if enhanced is not None else "original",
+        per_slice=per_slice,
+        key_slices=pick_key_slices(per_slice, options.key_slice_count, volume.spacing_mm[2]),
+        input="input.nrrd",
+        enhanced="enhanced.nrrd" if enhanced is not None else None,
+        heatmap="heatmap.nrrd",
+        lung_mask="lung_mask.nrrd",
+        lesions="lesions.nrrd",
+        lesion_labels=lesion_label_names(),
+        quality=Quality.from_dict(to_plain(dict(quality.to_dict(), enhancement_applied=enhancer_info.applied,
+                                                enhancement=enhancement))),
+        quantification=Quantification.from_dict(to_plain(quantification)),
+        model=Models(classifier=classifier, enhancer=enhancer),
+        study=Study.from_facts(volume.facts, options.include_identifiers),
+        geometry=Geometry(list(volume.shape), list(volume.spacing_mm)),
+        warnings=list(options.warnings),
+        timings_s=clock.timings_s,
+    )
+    result.corads = suggest_corads_for(result)
+    write_text_atomic(staging / RESULT_NAME, result.to_json())
     if options.report:
         with clock.stage("report"):
             from .report import build_report
@@ -266,6 +256,6 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
                 source.parent if volume.facts.source_format == "DICOM" else None)
             build_report(staging, include_identifiers=options.include_identifiers,
                          source_dicom_dir=dicom_dir, volumes=written)
-        result["timings_s"] = clock.timings_s
-        write_text_atomic(staging / RESULT_NAME, to_json_text(result))
+        result.timings_s = clock.timings_s
+        write_text_atomic(staging / RESULT_NAME, result.to_json())
     return result

@@ -6,6 +6,12 @@ wrong *and* what to do about it.
 """
 
 
+# Exit code of a batch command (``covidct classify``) where some inputs were processed and
+# others refused, each refusal listed with its own message; when every input fails, the
+# first one's own error code is used instead.
+PARTIAL_FAILURE_EXIT_CODE = 8
+
+
 class CovidCTError(Exception):
     """Base class of all expected, user-facing failures."""
 
@@ -56,3 +62,19 @@ class CancelledError(CovidCTError):
     """The user cancelled a running analysis."""
 
     exit_code = 130
+
+
+class ResultFileError(CovidCTError):
+    """An analysis result (``result.json``) cannot be used: unreadable, not JSON, a required
+    field missing or of the wrong type, or written by a newer CovidCT.
+
+    Exit code 3, as :class:`UnsupportedInputError`: a file in a form this version does not read.
+    ``missing`` names the required fields that were absent (dotted paths), so a caller such
+    as the Slicer module can give its own advice.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, missing=()):
+        super().__init__(message)
+        self.missing = tuple(missing)

@@ -18,3 +18,8 @@ def json_default(value):
 
 def to_json_text(data, indent: int = 2) -> str:
     return json.dumps(data, indent=indent, default=json_default)
+
+
+def to_plain(data):
+    """``data`` as JSON would give it back: numpy values become Python ones, tuples lists."""
+    return json.loads(json.dumps(data, default=json_default))

@@ -12,52 +12,14 @@ direction.  Conventions (the same as ITK, SimpleITK and DICOM):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
+from .study import StudyFacts  # noqa: F401  (re-exported: the volume's facts)
+
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
-
-
-@dataclass(frozen=True)
-class StudyFacts:
-    """Non-identifying facts about the acquisition that the report shows.
-
-    Patient name, ID and birth date are only filled when the user explicitly asked
-    for identifying data (``include_identifiers=True`` in the loaders).
-    """
-
-    modality: str = ""
-    study_date: str = ""
-    series_description: str = ""
-    manufacturer: str = ""
-    scanner_model: str = ""
-    slice_thickness_mm: Optional[float] = None
-    kvp: Optional[float] = None
-    convolution_kernel: str = ""
-    patient_age: str = ""
-    patient_sex: str = ""
-    body_part: str = ""
-    study_instance_uid: str = ""
-    series_instance_uid: str = ""
-    frame_of_reference_uid: str = ""
-    source_format: str = ""
-    # Identifying fields: empty unless explicitly requested.
-    patient_name: str = ""
-    patient_id: str = ""
-    patient_birth_date: str = ""
-
-    IDENTIFYING_FIELDS = ("patient_name", "patient_id", "patient_birth_date")
-
-    def to_dict(self, include_identifiers: bool = False) -> dict:
-        """Plain dict for JSON; identifying fields dropped unless asked for."""
-        out = dataclasses.asdict(self)
-        if not include_identifiers:
-            for name in self.IDENTIFYING_FIELDS:
-                out.pop(name, None)
-        return out
 
 
 @dataclass

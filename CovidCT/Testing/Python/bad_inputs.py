@@ -206,19 +206,16 @@ def fake_classify_volume(volume, lung_mask=None, device="auto", progress=None, c
     from covidct.classify.api import ScanClassification
     from covidct.preprocess.lung_mask import compute_lung_mask
     from covidct.preprocess.windowing import lung_window
+    from covidct.result import slice_scores
 
     if cancel is not None:
         cancel.check("classification")
     mask = compute_lung_mask(volume) if lung_mask is None else np.asarray(lung_mask, dtype=bool)
     heat = (lung_window(np.asarray(volume.voxels, dtype=np.float32)) * mask).astype(np.float32)
-    positions = volume.slice_positions_mm()
-    per_slice = []
-    for k in range(volume.num_slices):
-        in_lung = bool(mask[k].any())
-        score = round(float(heat[k][mask[k]].mean()), 5) if in_lung else None
-        per_slice.append({"index": k, "z_mm": round(float(positions[k]), 3), "covid19": score,
-                          "in_lung": in_lung})
-    probability = float(np.mean([s["covid19"] for s in per_slice if s["covid19"] is not None]))
+    scores = [round(float(heat[k][mask[k]].mean()), 5) if mask[k].any() else None for k in range(volume.num_slices)]
+    per_slice = [entry.to_dict() for entry in slice_scores([round(float(z), 3) for z in volume.slice_positions_mm()],
+                                                           scores)]
+    probability = float(np.mean([s for s in scores if s is not None]))
     if progress is not None:
         progress(1.0, "classified")
     return ScanClassification(

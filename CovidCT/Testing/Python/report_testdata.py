@@ -8,7 +8,6 @@ in-plane (same physical extent), as the enhancer writes it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,16 @@ def heatmap(shape) -> np.ndarray:
 
 
 def make_result_dir(tmp: Path, with_enhanced: bool = True, direction_flip_x: bool = False) -> dict:
-    """Write ``tmp/dicom`` (the source series) and ``tmp/result`` (the analysis folder)."""
+    """Write ``tmp/dicom`` (the source series) and ``tmp/result`` (the analysis folder).
+
+    ``result`` in the returned dict is the :class:`covidct.result.AnalysisResult` written.
+    """
     from covidct.io import load_ct, save_volume
-    from covidct.quantify import quantify_lungs
+    from covidct.json_encoding import to_plain
     from covidct.preprocess.lung_mask import body_mask
+    from covidct.quantify import quantify_lungs
+    from covidct.result import (RESULT_NAME, ModelInfo, Models, OperatingPoint, Probabilities, Quality,
+                                Quantification, Software, Study, example_result, slice_scores)
 
     tmp = Path(tmp)
     hu = phantom_with_lesion()
@@ -65,30 +70,23 @@ def make_result_dir(tmp: Path, with_enhanced: bool = True, direction_flip_x: boo
         shift = ct.direction_lps @ np.array([-ct.spacing_mm[0] / 4, -ct.spacing_mm[1] / 4, 0.0])
         enhanced = ct.with_voxels(fine, spacing_mm=spacing, origin_lps=tuple(np.add(ct.origin_lps, shift)))
         save_volume(enhanced, result_dir / "enhanced.nrrd")
-    z = ct.slice_positions_mm()
-    per_slice = []
-    for k in range(ct.num_slices):
-        score = round(0.15 + 0.75 * float(np.exp(-((k - HOT_SLICE) / 2.0) ** 2)), 4)
-        per_slice.append({"index": k, "z_mm": float(z[k]), "covid19": score, "in_lung": True})
-    quantification = quantify_lungs(ct, lungs)
-    result = {
-        "probabilities": {"covid19": PROBABILITY, "non_covid": 1 - PROBABILITY},
-        "decision": "COVID-19", "threshold": 0.42,
-        "operating_point": {"sensitivity": 0.91, "specificity": 0.64},
-        "per_slice": per_slice, "key_slices": [HOT_SLICE, HOT_SLICE - 1, HOT_SLICE + 1],
-        "input": "input.nrrd", "enhanced": "enhanced.nrrd" if with_enhanced else None,
-        "heatmap": "heatmap.nrrd", "lung_mask": "lung_mask.nrrd",
-        "quality": {"needs_enhancement": True, "enhancement_applied": with_enhanced,
-                    "reasons": ["slice thickness 10 mm > 3 mm"], "measures": {"slice_thickness_mm": 10.0}},
-        "quantification": quantification,
-        "timings_s": {"total": 1.0},
-        "model": {"classifier": {"name": "covid-resnet", "version": "0.3.1", "sha256": "ab" * 32},
-                  "enhancer": {"name": "srresnet-x4", "version": "1.0.0", "sha256": "cd" * 32}
-                  if with_enhanced else None},
+    scores = [round(0.15 + 0.75 * float(np.exp(-((k - HOT_SLICE) / 2.0) ** 2)), 4) for k in range(ct.num_slices)]
+    quantification = Quantification.from_dict(to_plain(quantify_lungs(ct, lungs)))
+    result = example_result(
+        slice_scores(ct.slice_positions_mm(), scores),
+        probabilities=Probabilities(PROBABILITY, 1 - PROBABILITY), decision="COVID-19", threshold=0.42,
+        operating_point=OperatingPoint(sensitivity=0.91, specificity=0.64),
+        key_slices=[HOT_SLICE, HOT_SLICE - 1, HOT_SLICE + 1],
+        enhanced="enhanced.nrrd" if with_enhanced else None, lesions=None,
+        quality=Quality(needs_enhancement=True, enhancement_applied=with_enhanced,
+                        reasons=["slice thickness 10 mm > 3 mm"], measures={"slice_thickness_mm": 10.0}),
+        quantification=quantification, timings_s={"total": 1.0},
+        model=Models(classifier=ModelInfo(name="covid-resnet", version="0.3.1", sha256="ab" * 32),
+                     enhancer=ModelInfo(name="srresnet-x4", version="1.0.0", sha256="cd" * 32)
+                     if with_enhanced else None),
         # A careless writer left identifiers in: the report must still drop them by default.
-        "study": ct.facts.to_dict(include_identifiers=True),
-        "software": {"covidct": "0.1.0"},
-    }
-    (result_dir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        study=Study.from_facts(ct.facts, include_identifiers=True),
+        software=Software("0.1.0"))
+    (result_dir / RESULT_NAME).write_text(result.to_json(), encoding="utf-8")
     return {"result_dir": result_dir, "dicom_dir": dicom_dir, "ct": ct, "dicom_paths": paths,
             "result": result}

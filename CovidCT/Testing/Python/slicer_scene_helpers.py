@@ -6,7 +6,6 @@ Not a conftest: imported explicitly by the tests that need it.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,15 +108,17 @@ def axial_phantom(shape=(8, 32, 32)) -> CTVolume:
 
 
 def write_fake_result(out_dir: Path, volume: CTVolume, hot_slice: int = 5,
-                      with_enhanced: bool = True, with_lesions: bool = True) -> dict:
+                      with_enhanced: bool = True, with_lesions: bool = True):
     """Folder in the documented ``covidct analyze`` format: result.json + NRRD volumes.
 
     Heatmap is 1.0 in a block of the right lung on ``hot_slice`` (0 elsewhere); the lung
     mask is the two air blocks of :func:`axial_phantom`; the enhanced volume has a 2x finer
     in-plane grid over the same physical extent; the lesion map has 60 ground-glass voxels
     and 12 consolidation voxels on ``hot_slice`` (all zero when ``with_lesions`` is False).
+    Returns the :class:`covidct.result.AnalysisResult` written.
     """
     from covidct.io import save_volume
+    from covidct.result import RESULT_NAME, example_result, slice_scores
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -141,26 +142,9 @@ def write_fake_result(out_dir: Path, volume: CTVolume, hot_slice: int = 5,
                                       origin_lps=tuple(np.array(volume.origin_lps) + shift))
         save_volume(enhanced, out_dir / "enhanced.nrrd")
         enhanced_name = "enhanced.nrrd"
-    z_positions = volume.slice_positions_mm()
-    per_slice = []
-    for index in range(volume.num_slices):
-        in_lung = index not in (0,)
-        score = None if not in_lung else (0.9 if index == hot_slice else 0.1 + 0.01 * index)
-        per_slice.append({"index": index, "z_mm": float(z_positions[index]), "covid19": score,
-                          "in_lung": in_lung})
-    result = {
-        "probabilities": {"covid19": 0.83, "non_covid": 0.17},
-        "decision": "COVID-19",
-        "threshold": 0.5,
-        "operating_point": {"sensitivity": 0.8, "specificity": 0.7},
-        "per_slice": per_slice,
-        "key_slices": [hot_slice, 7, 3],
-        "enhanced": enhanced_name,
-        "heatmap": "heatmap.nrrd",
-        "lung_mask": "lung_mask.nrrd",
-        "lesions": "lesions.nrrd",
-        "lesion_labels": {"1": "ground glass", "2": "consolidation"},
-        "quality": {}, "quantification": {}, "timings_s": {}, "model": {}, "study": {},
-    }
-    (out_dir / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    scores = [None if index == 0 else (0.9 if index == hot_slice else 0.1 + 0.01 * index)
+              for index in range(volume.num_slices)]  # slice 0: outside the lungs
+    result = example_result(slice_scores(volume.slice_positions_mm(), scores), key_slices=[hot_slice, 7, 3],
+                            enhanced=enhanced_name, input=None)
+    (out_dir / RESULT_NAME).write_text(result.to_json(), encoding="utf-8")
     return result

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from covidct.analyze import AnalysisOptions, analyze_scan, pick_key_slices
+from covidct.analyze import AnalysisOptions, analyze_scan
 from covidct.errors import CancelledError, OutputError
 from covidct.io import load_ct
 from covidct.progress import CancelToken
+from covidct.result import SliceScore, pick_key_slices
 
 
 def sha(path) -> str:
@@ -53,15 +54,15 @@ def test_result_json_contract(sample_result):
 def test_volumes_have_exact_geometry(sample_result, sample_scan):
     out, result, _ = sample_result
     original = load_ct(sample_scan)
-    heatmap = load_ct(out / result["heatmap"])
-    mask = load_ct(out / result["lung_mask"])
-    lesions = load_ct(out / result["lesions"])
+    heatmap = load_ct(out / result.heatmap)
+    mask = load_ct(out / result.lung_mask)
+    lesions = load_ct(out / result.lesions)
     assert heatmap.same_geometry(original) and mask.same_geometry(original) and lesions.same_geometry(original)
     assert set(np.unique(lesions.voxels)) <= {0, 1, 2} and not np.any(lesions.voxels[mask.voxels == 0])
-    assert result["lesion_labels"] == {"1": "ground glass", "2": "consolidation"}
+    assert result.lesion_labels == {"1": "ground glass", "2": "consolidation"}
     assert heatmap.voxels.min() >= 0.0 and heatmap.voxels.max() == pytest.approx(1.0)
     assert not np.any(heatmap.voxels[mask.voxels == 0]), "heatmap is masked to the lungs"
-    enhanced = load_ct(out / result["enhanced"])
+    enhanced = load_ct(out / result.enhanced)
     assert enhanced.shape == (148, 512, 512)
     assert np.allclose(enhanced.spacing_mm, (original.spacing_mm[0] / 4, original.spacing_mm[1] / 4,
                                              original.spacing_mm[2]))
@@ -99,8 +100,8 @@ def test_cancel_leaves_nothing(tmp_path, sample_scan):
 
 
 def test_key_slices_are_spread_out():
-    per_slice = [{"index": k, "z_mm": 2.0 * k, "covid19": 1.0 - abs(k - 20) / 40, "in_lung": True}
-                 for k in range(40)] + [{"index": 40, "z_mm": 80.0, "covid19": None, "in_lung": False}]
+    per_slice = [SliceScore(k, 2.0 * k, 1.0 - abs(k - 20) / 40, True) for k in range(40)] + \
+        [SliceScore(40, 80.0, None, False)]
     keys = pick_key_slices(per_slice, 3, 2.0)
     assert keys[0] == 20
     zs = [2.0 * k for k in keys]

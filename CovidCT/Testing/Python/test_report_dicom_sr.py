@@ -1,5 +1,6 @@
 """The DICOM SR (TID 1500) of the measurements: study, evidence, coded values, observer, identifiers."""
 
+import dataclasses
 import math
 
 import pydicom
@@ -8,6 +9,7 @@ import pytest
 import dicom_factory
 import report_testdata
 from covidct.errors import UnsupportedInputError
+from covidct.result import LungMeasures, ModelInfo, Models, Probabilities, Quantification, Software
 from covidct.report.dicom_sr import (PRIVATE_CONCEPTS, PRIVATE_SCHEME, SERIES_DESCRIPTION, build_measurement_report,
                                      measurement_rows, write_measurement_sr)
 
@@ -27,8 +29,9 @@ needs_highdicom = pytest.mark.skipif(not HAVE_HIGHDICOM, reason="highdicom is no
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     data = report_testdata.make_result_dir(tmp_path_factory.mktemp("sr"), with_enhanced=False)
-    data["result"] = dict(data["result"], software={"covidct": VERSION},
-                          model={"classifier": {"name": "classifier", "version": "1.0.0", "sha256": "ab" * 32}})
+    data["result"] = dataclasses.replace(
+        data["result"], software=Software(VERSION),
+        model=Models(classifier=ModelInfo(name="classifier", version="1.0.0", sha256="ab" * 32)))
     data["headers"] = [pydicom.dcmread(p, stop_before_pixels=True) for p in data["dicom_paths"]]
     return data
 
@@ -108,7 +111,7 @@ def test_evidence_lists_every_source_image(source, sr_file):
 @needs_highdicom
 def test_measurements_equal_the_quantification(source, sr_file):
     ds = pydicom.dcmread(sr_file)
-    q = source["result"]["quantification"]
+    q = source["result"].quantification.to_dict()
     by_site = values_by_site(ds)
     assert set(by_site) == set(SITE_OF_REGION.values())
     for region, site in SITE_OF_REGION.items():
@@ -128,7 +131,7 @@ def test_measurements_equal_the_quantification(source, sr_file):
 def test_probability_and_threshold_are_unitless_measurements(source, sr_file):
     numbers = values_by_site(pydicom.dcmread(sr_file))["39607008"]
     assert numbers[private("covid19_probability")] == (pytest.approx(report_testdata.PROBABILITY), "1")
-    assert numbers[private("covid19_threshold")] == (pytest.approx(source["result"]["threshold"]), "1")
+    assert numbers[private("covid19_threshold")] == (pytest.approx(source["result"].threshold), "1")
     assert "research use" in PRIVATE_CONCEPTS["covid19_probability"][1]
 
 
@@ -188,7 +191,7 @@ def test_roundtrip_through_highdicom(source, sr_file):
     assert observer.observer_type.value == "121007"
     groups = sr.content.get_image_measurement_groups()
     assert len(groups) == 4  # right, left, both lungs; classifier
-    q = source["result"]["quantification"]
+    q = source["result"].quantification.to_dict()
     volumes = {g.finding_sites[0].value.value: m.value for g in groups for m in g.get_measurements()
                if m.name.value == "118565006"}
     assert volumes == {site: pytest.approx(q[region]["volume_ml"]) for region, site in SITE_OF_REGION.items()}
@@ -213,14 +216,15 @@ def test_source_without_identifiers_or_study_attributes(tmp_path):
 @needs_highdicom
 def test_refuses_without_evidence_or_numbers(source):
     with pytest.raises(UnsupportedInputError, match="headers"):
-        build_measurement_report([], source["result"]["quantification"])
+        build_measurement_report([], source["result"].quantification)
     with pytest.raises(UnsupportedInputError, match="no measurements"):
         build_measurement_report(source["headers"], None)
 
 
 def test_rows_leave_out_missing_and_non_finite_values():
-    q = {"right": {"volume_ml": 10.0, "involvement_percent": math.nan},
-         "left": {"volume_ml": None, "severity_score": 3}}
+    q = Quantification(right=LungMeasures(volume_ml=10.0, involvement_percent=math.nan),
+                       left=LungMeasures(volume_ml=math.inf, involvement_percent=math.nan, severity_score=3),
+                       total=LungMeasures(volume_ml=math.nan, involvement_percent=math.nan))
     rows = measurement_rows(q, probability=float("inf"), threshold=0.5)
     assert [(r["region"], r["quantity"], r["value"], r["unit"]) for r in rows] == [
         ("right", "volume", 10.0, "ml"), ("left", "severity", 3.0, "{score}"),
@@ -249,6 +253,8 @@ def test_sr_is_skipped_without_highdicom_headers_or_numbers(source, monkeypatch)
     monkeypatch.setattr(dicom_sr, "highdicom_available", lambda: True)
     assert dicom_sr.can_write_measurement_sr(reference, source["result"])
     assert not dicom_sr.can_write_measurement_sr({"headers": []}, source["result"])
-    assert not dicom_sr.can_write_measurement_sr(reference, {"quantification": None, "probabilities": {}})
+    nothing = dataclasses.replace(source["result"], quantification=None, threshold=math.nan,
+                                  probabilities=Probabilities(math.nan, math.nan))
+    assert not dicom_sr.can_write_measurement_sr(reference, nothing)
     monkeypatch.setattr(dicom_sr, "highdicom_available", lambda: False)  # e.g. Python 3.9
     assert not dicom_sr.can_write_measurement_sr(reference, source["result"])

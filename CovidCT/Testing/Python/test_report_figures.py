@@ -6,6 +6,7 @@ import pytest
 from covidct.report.figures import (HEAT_LOWER_THRESHOLD, HEAT_OPACITY, DisplayOrientation, blend_like_slicer,
                                     colour_table, key_slice_images, matching_slice, render_key_slices,
                                     render_slice_chart, window_level_grey)
+from covidct.result import SliceScore
 from covidct.volume import CTVolume
 
 
@@ -84,7 +85,7 @@ def test_rendered_figures_are_pngs_with_heat(tmp_path):
 
     # Orientation letters are yellow too: the heat must add warm pixels on top of them.
     assert warm_pixels(heat, "keys.png") > warm_pixels(None, "plain.png") + 50
-    chart = render_slice_chart([{"index": k, "z_mm": 5.0 * k, "covid19": 0.2 * k, "in_lung": True} for k in range(4)],
+    chart = render_slice_chart([SliceScore(k, 5.0 * k, 0.2 * k, True) for k in range(4)],
                                tmp_path / "chart.png", threshold=0.5, key_slices=[2],
                                involvement_percent=[0.0, 1.0, 3.0, None])
     assert Image.open(chart).size[0] > 500

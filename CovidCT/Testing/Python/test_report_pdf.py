@@ -74,9 +74,9 @@ def test_pdf_text_has_probability_decision_volumes_and_disclaimer(built):
     assert "87.3 %" in flat
     assert "Decision at threshold 0.42: COVID-19" in flat
     assert "sensitivity 0.91" in flat and "specificity 0.64" in flat
-    q = data["result"]["quantification"]
+    q = data["result"].quantification
     for side in ("right", "left", "total"):
-        assert f"{q[side]['volume_ml']:.0f}" in flat
+        assert f"{q.side(side).volume_ml:.0f}" in flat
     assert squash(RESEARCH_USE_DISCLAIMER) in flat
     assert "Zone-based CT severity score" in flat
     assert "CO-RADS-style suggestion" in flat
@@ -140,16 +140,16 @@ def test_json_and_csv_carry_the_numbers(built):
     with open(written["json"], encoding="utf-8") as handle:
         numbers = json.load(handle)
     record = numbers["measurements"]
-    q = data["result"]["quantification"]
+    q = data["result"].quantification
     assert record["covid19_probability"] == pytest.approx(report_testdata.PROBABILITY)
     assert record["decision"] == "COVID-19"
-    assert record["left_involvement_percent"] == pytest.approx(q["left"]["involvement_percent"], abs=0.01)
-    assert record["total_lung_volume_ml"] == pytest.approx(q["total"]["volume_ml"], abs=0.1)
+    assert record["left_involvement_percent"] == pytest.approx(q.left.involvement_percent, abs=0.01)
+    assert record["total_lung_volume_ml"] == pytest.approx(q.total.volume_ml, abs=0.1)
     assert numbers["corads_style_suggestion"]["category"] in range(0, 6)
     with open(written["csv"], encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1
-    assert float(rows[0]["right_lung_volume_ml"]) == pytest.approx(q["right"]["volume_ml"], abs=0.1)
+    assert float(rows[0]["right_lung_volume_ml"]) == pytest.approx(q.right.volume_ml, abs=0.1)
     with open(written["per_slice_csv"], encoding="utf-8", newline="") as handle:
         per_slice = list(csv.DictReader(handle))
     assert len(per_slice) == report_testdata.SLICES
@@ -198,18 +198,17 @@ def test_report_without_enhanced_volume(tmp_path):
 
 def test_report_for_an_8bit_slice_image_without_quantification(tmp_path):
     from covidct.io import save_volume
+    from covidct.result import Probabilities, SliceScore, Study, example_result
     from covidct.volume import CTVolume, StudyFacts
 
     image = CTVolume(np.tile(np.linspace(0, 255, 64, dtype=np.float32), (64, 1)), spacing_mm=(1, 1, 1),
                      facts=StudyFacts(source_format="image"), is_hounsfield=False)
     save_volume(image, tmp_path / "input.nrrd")
     save_volume(image.with_voxels(np.zeros(image.shape, np.float32)), tmp_path / "heatmap.nrrd")
-    result = {"probabilities": {"covid19": 0.2, "non_covid": 0.8}, "decision": "non-COVID", "threshold": 0.5,
-              "operating_point": {}, "per_slice": [{"index": 0, "z_mm": 0.0, "covid19": 0.2, "in_lung": True}],
-              "key_slices": [0], "input": "input.nrrd", "enhanced": None, "heatmap": "heatmap.nrrd",
-              "lung_mask": None, "quality": {}, "quantification": None, "model": {}, "study": image.facts.to_dict(),
-              "software": {"covidct": "0.1.0"}}
-    (tmp_path / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    result = example_result([SliceScore(0, 0.0, 0.2, True)], probabilities=Probabilities(0.2, 0.8),
+                            key_slices=[0], lung_mask=None, lesions=None, quality=None, quantification=None,
+                            study=Study.from_facts(image.facts), corads=None)  # as written before schema 2
+    (tmp_path / "result.json").write_text(result.to_json(), encoding="utf-8")
     written = build_report(tmp_path)
     assert "dicom" not in written
     with open(written["json"], encoding="utf-8") as handle:

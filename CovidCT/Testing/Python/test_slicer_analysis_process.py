@@ -9,8 +9,9 @@ import pytest
 
 from slicer_scene_helpers import MODULE_DIR  # noqa: F401  (puts CovidCTLib on sys.path)
 
-from CovidCTLib.analysis_process import (AnalysisProcess, AnalysisState, CORE_SOURCE_DIR, analyze_command,
-                                         core_environment, parse_progress_line)
+from CovidCTLib.analysis_process import (AnalysisProcess, AnalysisState, CORE_SOURCE_DIR, Step, analyze_command,
+                                         core_environment, dicom_series_files, dicom_source_folder,
+                                         parse_progress_line, report_command, report_step)
 
 pytestmark = pytest.mark.slicer
 
@@ -151,3 +152,109 @@ def test_a_real_analyze_failure_reaches_the_user_with_the_core_message(tmp_path)
     assert process.returncode != 0
     assert "missing.nrrd" in process.error_message and "does not exist" in process.error_message
     assert not (tmp_path / "out" / "result.json").exists()
+
+
+def test_the_commands_parse_with_the_real_core_cli(tmp_path):
+    """``--no-report`` and ``report --dicom-source`` are options the core's CLI really has."""
+    from covidct.cli import build_parser
+
+    analyze = analyze_command(tmp_path / "in.nrrd", tmp_path / "out", device="cpu", report=False, python="/py")
+    assert analyze[-1] == "--no-report"
+    args = build_parser().parse_args(analyze[3:])
+    assert args.no_report and args.device == "cpu" and args.progress == "json"
+    report = report_command(tmp_path / "out", tmp_path / "dicom", python="/py")
+    assert report[:4] == ["/py", "-m", "covidct.cli", "report"]
+    args = build_parser().parse_args(report[3:])
+    assert str(args.result_dir) == str(tmp_path / "out") and str(args.dicom_source) == str(tmp_path / "dicom")
+
+
+def test_follow_up_step_runs_after_the_first_and_shares_the_progress_bar(tmp_path):
+    marker = tmp_path / "first-done"
+    seen = []
+    process = AnalysisProcess(_child(f"""
+        import json, sys, time
+        sys.stderr.write(json.dumps({{"progress": 0.5, "stage": "classify"}}) + "\\n"); sys.stderr.flush()
+        time.sleep(0.3)
+        sys.stderr.write(json.dumps({{"progress": 1.0, "stage": "done"}}) + "\\n"); sys.stderr.flush()
+        open({str(marker)!r}, "w").write("1")
+    """), then=[Step(_child(f"""
+        import os, sys, time
+        assert os.path.exists({str(marker)!r}), "started before the first step ended"
+        time.sleep(0.3)
+        print("report written")
+    """), stage="report", share=0.2)], on_success=lambda p: seen.append(("import", p.progress)))
+    process.start()
+    while not process.poll().finished:
+        seen.append((process.stage, round(process.progress, 3)))
+        time.sleep(0.02)
+    assert process.state == AnalysisState.DONE, process.error_message
+    assert ("classify", 0.4) in seen and ("report", 0.8) in seen  # 0.5 of the first 80 %, then 80 %
+    assert seen[-1] == ("import", 1.0)
+    assert "report written" in process.log_lines
+
+
+def test_a_failing_follow_up_fails_the_run_with_its_message():
+    process = AnalysisProcess(_child("print('analysed')"), then=[report_step("/no/such/out", "/no/such/dicom",
+                                                                             python=sys.executable)],
+                              env=core_environment(), on_success=lambda p: pytest.fail("no import after a failure"))
+    assert process.start().wait(timeout_s=120) == AnalysisState.FAILED
+    assert process.error_message.startswith("covidct report: error:")
+
+
+def test_cancel_during_the_follow_up_stops_it():
+    process = AnalysisProcess(_child("pass"), then=[Step(_child("import time; time.sleep(60)"), stage="report",
+                                                         share=0.1)]).start()
+    deadline = time.monotonic() + 30
+    while process.poll() != AnalysisState.RUNNING or process.stage != "report":
+        assert time.monotonic() < deadline, "follow-up never started"
+        time.sleep(0.02)
+    follow_up = process.pid
+    process.cancel()
+    assert process.state == AnalysisState.CANCELLED
+    deadline = time.monotonic() + 10
+    while _alive(follow_up) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(follow_up)
+
+
+def test_work_dir_is_removed_only_when_owned_and_finished(tmp_path):
+    owned, foreign = tmp_path / "owned", tmp_path / "foreign"
+    for folder in (owned, foreign):
+        (folder / "output").mkdir(parents=True)
+    running = AnalysisProcess(_child("import time; time.sleep(60)"), work_dir=owned, out_dir=owned / "output",
+                              owns_work_dir=True).start()
+    assert running.work_dir == owned and running.out_dir == owned / "output"
+    assert not running.remove_work_dir() and owned.exists()  # still running
+    running.cancel()
+    assert running.remove_work_dir() and not owned.exists()
+    other = AnalysisProcess(_child("pass"), work_dir=foreign)
+    assert other.start().wait(timeout_s=60) == AnalysisState.DONE
+    assert not other.remove_work_dir() and foreign.exists()  # the caller's folder
+
+
+def test_dicom_series_files_need_every_instance(tmp_path):
+    files = {}
+    for uid in ("1.2.1", "1.2.2"):
+        files[uid] = tmp_path / uid
+        files[uid].write_bytes(b"DICM")
+    lookup = {uid: str(path) for uid, path in files.items()}.get
+    assert dicom_series_files("1.2.1 1.2.2", lambda uid: lookup(uid) or "") == [str(files["1.2.1"]),
+                                                                                  str(files["1.2.2"])]
+    assert dicom_series_files("1.2.1 1.2.3", lambda uid: lookup(uid) or "") == []  # one is not in the database
+    files["1.2.2"].unlink()
+    assert dicom_series_files("1.2.1 1.2.2", lambda uid: lookup(uid) or "") == []  # one is gone from disk
+    assert dicom_series_files("", lambda uid: "") == []
+
+
+def test_dicom_source_folder_holds_exactly_the_series(tmp_path):
+    series = tmp_path / "db" / "study" / "series"
+    series.mkdir(parents=True)
+    files = [series / name for name in ("a", "b")]
+    for path in files:
+        path.write_bytes(b"DICM")
+    assert dicom_source_folder([str(f) for f in files], tmp_path / "work") == series  # used as it is
+    (series / "other-series-file").write_bytes(b"DICM")
+    folder = dicom_source_folder([str(f) for f in files], tmp_path / "work")
+    assert folder == tmp_path / "work" / "dicom-source"
+    assert sorted(p.read_bytes() for p in folder.iterdir()) == [b"DICM", b"DICM"] and len(list(folder.iterdir())) == 2
+    assert dicom_source_folder([], tmp_path / "work") is None

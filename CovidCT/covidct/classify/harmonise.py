@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..preprocess.windowing import LUNG_WINDOW_HU
+from .input_normalisation import PADDING_TOLERANCE, padding_level
 
 REFERENCE_DARK = 0.33     # median of the dark class: about -855 HU (aerated lung, some air)
 REFERENCE_SPLIT = 0.625   # Otsu threshold: about -410 HU
@@ -36,7 +37,6 @@ CLIP_TOLERANCE = 1.5 / 255.0
 MAX_CLIPPED_SHARE = 0.4   # a class more clipped than this gives no landmark
 MIN_LANDMARK_GAP = 0.04   # landmarks closer than this (unit grey) give no usable scale
 GAIN_RANGE = (0.25, 4.0)  # exports wider than 4x or narrower than 1/4 of the canonical window: not trusted
-FRAME_UNIFORM_SHARE = 0.8  # a frame this uniform at a grey level is padding (a circular field of view)
 HISTOGRAM_BINS = 256
 
 STATUSES = ("dark+bright", "dark+split", "split+bright", "fallback")
@@ -83,28 +83,13 @@ def otsu_threshold(values: np.ndarray) -> float:
     return (float(np.argmax(between)) + 1.0) / HISTOGRAM_BINS
 
 
-def _padding_level(unit: np.ndarray):
-    """The grey level of a uniform frame (padding around a circular field of view), else None.
-
-    Black or white frames are not padding by this rule: they are clipped air or tissue,
-    which the landmarks must see.
-    """
-    frame = np.concatenate([unit[:2].ravel(), unit[-2:].ravel(), unit[:, :2].ravel(), unit[:, -2:].ravel()])
-    level = float(np.median(frame))
-    if level <= CLIP_TOLERANCE or level >= 1.0 - CLIP_TOLERANCE:
-        return None
-    if np.mean(np.abs(frame - level) <= CLIP_TOLERANCE) < FRAME_UNIFORM_SHARE:
-        return None
-    return level
-
-
 def estimate(unit: np.ndarray) -> Harmonisation:
     """Landmarks of one unit-grey image and the linear map that takes them to the references."""
     unit = np.asarray(unit, dtype=np.float32)
     values = unit.ravel()
-    pad = _padding_level(unit) if unit.ndim == 2 and min(unit.shape) > 8 else None
+    pad = padding_level(unit)
     if pad is not None:
-        values = values[np.abs(values - pad) > CLIP_TOLERANCE]
+        values = values[np.abs(values - pad) > PADDING_TOLERANCE]
     if values.size < 64:
         return IDENTITY
     split = otsu_threshold(values)

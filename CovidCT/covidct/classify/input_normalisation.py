@@ -58,9 +58,37 @@ def _box_from_mask(mask: np.ndarray, margin_fraction: float) -> Optional[tuple]:
     return (max(0, r0 - mr), min(h, r1 + mr), max(0, c0 - mc), min(w, c1 + mc))
 
 
+PADDING_TOLERANCE = 1.5 / 255.0
+PADDING_FRAME_SHARE = 0.8  # a frame this uniform at a grey level is padding (a circular field of view)
+
+
+def padding_level(unit: np.ndarray) -> Optional[float]:
+    """The grey level of a uniform frame (the padding around a circular field of view), else None.
+
+    Black or white frames are not padding by this rule: they are clipped air or tissue.
+    None of the SARS-CoV-2 or UCSD slices has such a frame; some scanners' exports do.
+    """
+    unit = np.asarray(unit)
+    if unit.ndim != 2 or min(unit.shape) <= 8:
+        return None
+    frame = np.concatenate([unit[:2].ravel(), unit[-2:].ravel(), unit[:, :2].ravel(), unit[:, -2:].ravel()])
+    level = float(np.median(frame))
+    if level <= PADDING_TOLERANCE or level >= 1.0 - PADDING_TOLERANCE:
+        return None
+    if np.mean(np.abs(frame - level) <= PADDING_TOLERANCE) < PADDING_FRAME_SHARE:
+        return None
+    return level
+
+
 def content_box(unit: np.ndarray) -> tuple:
-    """Rows/columns where at least 5 % of pixels are brighter than the background."""
-    bright = unit > CONTENT_THRESHOLD
+    """Rows/columns where at least 5 % of pixels differ from the background.
+
+    The background is black, or the grey of a padded frame (:func:`padding_level`): a
+    grey padding must not make the whole field of view "content", which would leave the
+    lungs a small part of the network's input.
+    """
+    pad = padding_level(unit)
+    bright = unit > CONTENT_THRESHOLD if pad is None else np.abs(unit - pad) > CONTENT_THRESHOLD
     keep_rows = bright.mean(axis=1) > 0.05
     keep_cols = bright.mean(axis=0) > 0.05
     mask = np.outer(keep_rows, keep_cols)
@@ -70,10 +98,67 @@ def content_box(unit: np.ndarray) -> tuple:
     return box
 
 
+# A 2D export shows the whole chest when at least this share of its border is background
+# (air around the body, or padding): then the lungs, not the body, are what to crop to.
+FULL_SLICE_BORDER_SHARE = 0.6
+MIN_EXPORT_LUNG_SHARE = 0.05   # enclosed dark regions smaller than this share of the image: no lungs found
+MIN_EXPORT_LUNG_PART = 0.005   # a dark enclosed region smaller than this is a bowel gas bubble or airway
+MIN_EXPORT_LUNG_WIDTH = 0.6    # both lungs span at least this share of the body's width
+
+
+def export_lung_mask(unit: np.ndarray) -> Optional[np.ndarray]:
+    """The lungs of a 2D export that shows the whole chest, else None (a tightly cropped export).
+
+    The SARS-CoV-2 and UCSD exports are cropped around the lungs already, so their content
+    box frames the lungs as the HU slices' lung boxes do.  A full-slice export (the whole
+    body inside the field of view, air or padding around it) framed by its content box
+    shows the whole body, with small lungs: the 1.3 ensemble scored such renders of the HU
+    scans at AUC 0.003 (inverted).  Here the lungs are the dark regions (below the image's
+    Otsu split) enclosed by the body, i.e. not connected to the border, and not padding.
+    """
+    from scipy import ndimage
+
+    from .harmonise import otsu_threshold
+
+    unit = np.asarray(unit, dtype=np.float32)
+    pad = padding_level(unit)
+    padding = np.zeros(unit.shape, bool) if pad is None else np.abs(unit - pad) <= PADDING_TOLERANCE
+    values = unit[~padding]
+    if values.size < MIN_LUNG_PIXELS:
+        return None
+    dark = (unit < otsu_threshold(values)) & ~padding
+    labels, count = ndimage.label(dark)
+    if count == 0:
+        return None
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, border[border > 0]) | padding
+    frame = np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]])
+    if frame.mean() < FULL_SLICE_BORDER_SHARE:
+        return None
+    sizes = ndimage.sum(np.ones_like(unit), labels, index=np.arange(1, count + 1))
+    keep = [i + 1 for i, n in enumerate(sizes) if n >= MIN_EXPORT_LUNG_PART * unit.size and (i + 1) not in border]
+    lungs = np.isin(labels, keep)
+    if lungs.sum() < max(MIN_LUNG_PIXELS, MIN_EXPORT_LUNG_SHARE * unit.size):
+        return None
+    body, found = _box_from_mask(~outside, 0.0), _box_from_mask(lungs, 0.0)
+    if (found[3] - found[2]) < MIN_EXPORT_LUNG_WIDTH * (body[3] - body[2]):
+        return None  # one lung only (the other open to the border): the content box is safer
+    return ndimage.binary_fill_holes(lungs)
+
+
 def lung_box(lung_mask_2d: Optional[np.ndarray], unit: np.ndarray) -> tuple:
-    """Bounding box (r0, r1, c0, c1) of the lungs with a margin, else of the content."""
+    """Bounding box (r0, r1, c0, c1) of the lungs with a margin, else of the content.
+
+    Without a mask, a full-slice export is cropped to its own lungs (:func:`export_lung_mask`,
+    with the HU slices' margin); a tightly cropped export to its content.
+    """
     if lung_mask_2d is not None and int(np.count_nonzero(lung_mask_2d)) >= MIN_LUNG_PIXELS:
         box = _box_from_mask(np.asarray(lung_mask_2d, bool), CROP_MARGIN_FRACTION)
+        if box is not None:
+            return box
+    lungs = export_lung_mask(unit)
+    if lungs is not None:
+        box = _box_from_mask(lungs, SLICE_CROP_MARGIN_FRACTION)
         if box is not None:
             return box
     return content_box(unit)

@@ -1,14 +1,20 @@
 """Turn a training run into shipped weights: pick pooling and threshold, write the manifest.
 
-Pooling is picked on the held-out HU scans (largest margin between the lowest COVID-19 scan
-and the highest non-COVID scan: only three scans here, so this is weak evidence and said so
-in the card).  The operating threshold comes from a ROC (Youden's J) on held-out data,
-chosen by ``threshold_from``:
+Pooling is the config's ``pooling`` when it names one (fixed before the results), else
+picked on the held-out HU scans (largest margin between the lowest COVID-19 scan and the
+highest non-COVID scan: only three scans here, so this is weak evidence and said so in the
+card).  The operating threshold comes from held-out data, chosen by ``threshold_from``
+(the command line's, else the config's, else ``validation_2d``):
 
+* ``"hu_slices"``: Youden's J on the held-out HU slices (COVID-19 scans' infected slices vs
+  the non-COVID scans' slices); with a leave-one-patient-out ensemble every scan is scored
+  by the members that never saw it;
 * ``"hu_scans"``: midpoint between the lowest pooled COVID-19 scan score and the highest
-  pooled non-COVID scan score (scan-level ROC on the HU scans, as MEASURED.md advises
-  calibrating on HU rather than SARS; in-sample for the HU scan decisions);
-* ``"validation_2d"``: Youden threshold on the held-out SARS + UCSD slices.
+  pooled non-COVID scan score (scan-level ROC on the HU scans);
+* ``"validation_2d"``: Youden's J on the held-out SARS + UCSD slices.
+
+A source that lacks what a choice needs falls back to ``validation_2d`` (the manifest's
+``threshold_from`` says which was used).
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ def choose_pooling(scans: dict) -> tuple:
 
 
 def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
-            threshold_from: str = "hu_scans", log=print) -> dict:
+            threshold_from: str | None = None, log=print) -> dict:
     """Write ``weights_dir/KEY.pt`` and ``KEY.json`` from ``run_dir`` (model.pt + run.json)."""
     from ..weights import sha256_of
 
@@ -98,7 +104,7 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
                        and k[3:] in cfg["train"].get("hu_scans", []))
     final = evaluate_splits(model, cache, splits, "cpu", n_boot=2000,
                             standardisation=cfg.get("standardisation", "equalise"), models=models)
-    threshold_from = cfg.get("threshold_from", threshold_from)
+    threshold_from = threshold_from or cfg.get("threshold_from", "validation_2d")
     if cfg.get("pooling"):  # fixed in the config before the results: not chosen on the HU scans
         method, margins = cfg["pooling"], {}
     else:

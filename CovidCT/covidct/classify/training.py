@@ -435,3 +435,42 @@ def held_out_splits(model, cache: dict, cfg: dict) -> tuple:
         if members:
             splits[name], models[name] = idx, model.subset(members)
     return splits, models
+
+
+# Keys of a ``from_release`` config that describe the config file itself, not the model.
+FROM_RELEASE_KEYS = ("from_release",)
+
+
+def from_release_config(config_path) -> dict:
+    """A released model's training config with a ``from_release`` config's changes applied.
+
+    Such a config re-releases existing weights under another use (standardisation,
+    pooling, threshold source, version) without training, e.g. 1.3.1 = 1.3's weights with
+    harmonised inputs.  The released folder is relative to the config file.
+    """
+    from ..weights import model_entry
+
+    raw = json.loads(Path(config_path).read_text(encoding="utf-8"))
+    folder = (Path(config_path).resolve().parent / raw["from_release"]).resolve()
+    entry = model_entry("classifier", folder)
+    changes = {k: v for k, v in raw.items() if k not in FROM_RELEASE_KEYS}
+    return dict(entry["training_config"], **changes, released_from={"folder": raw["from_release"],
+                                                                      "version": entry.get("version"),
+                                                                      "sha256": entry["sha256"]})
+
+
+def write_run_from_release(cfg: dict, config_path, out_dir) -> dict:
+    """A run folder (``model.pt``, ``run.json``) holding the released weights unchanged, for :func:`release`."""
+    import shutil
+
+    from ..weights import verified_weights_path
+
+    folder = (Path(config_path).resolve().parent / cfg["released_from"]["folder"]).resolve()
+    path, entry = verified_weights_path("classifier", folder)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, out_dir / "model.pt")
+    report = {"config": cfg, "steps_done": entry.get("steps_done", 0), "minutes": entry.get("training_minutes", 0),
+              "environment": entry.get("training_environment"), "final": {}}
+    (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    return report

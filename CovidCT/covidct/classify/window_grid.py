@@ -4,7 +4,9 @@ Every lung slice of the HU scans is rendered as an 8-bit export at a grid of win
 (W 1000-2000 HU x L -800..-400 HU), a mediastinal-like window, JPEG compression and a
 wide window with a grey background (lungs mid-grey, as in an export style the shipped 1.3
 model scored below chance), then scored through the 8-bit path of the classifier (crop
-to the slice's lung box, the model's own standardisation).  Reported per model and
+to the slice's lung box, the model's own standardisation).  Two more conditions export
+the whole slice inside a circular field of view (padded black-ish, or grey) and crop it
+as ``covidct classify`` crops any export, by its content box.  Reported per model and
 condition: the slice AUC (COVID-19 scans' infected slices vs the non-COVID scans'
 slices), each scan's pooled probability, and how far slice and scan probabilities move
 from the canonical export (W 1500 L -600, the lung window the models were built on).
@@ -30,7 +32,9 @@ from .input_normalisation import crop_and_resize, lung_slices, slice_crop_boxes
 
 CANONICAL = "W1500 L-600"
 LUNG_LIKE = tuple(f"W{w} L{lev}" for w in (1000, 1500, 2000) for lev in (-800, -600, -400))
-EXTRA = ("W1500 L-600 JPEG q50", "W2000 L-850 grey background", "W400 L40 (mediastinal)")
+EXTRA = ("W1500 L-600 JPEG q50", "W2000 L-850 grey background", "W400 L40 (mediastinal)",
+         "W1500 L-600 full slice, circular FOV", "W2000 L-850 full slice, grey circular FOV")
+PADDING_HU = -1024.0  # what a scanner writes outside its circular field of view
 CONDITIONS = LUNG_LIKE + EXTRA
 GREY_BACKGROUND = 0.45
 OUTSIDE_BODY_HU = -500.0  # connected air around the body: what a grey padding replaces
@@ -46,8 +50,14 @@ def render_export(hu: np.ndarray, condition: str, body: np.ndarray | None = None
     from PIL import Image
 
     width, level = _window(condition)
-    unit = np.clip((np.asarray(hu, np.float32) - (level - width / 2)) / width, 0.0, 1.0)
-    if "grey background" in condition and body is not None:
+    hu = np.asarray(hu, np.float32)
+    if "circular FOV" in condition:
+        rows, cols = np.ogrid[:hu.shape[0], :hu.shape[1]]
+        radius = 0.5 * min(hu.shape)
+        outside = (rows - (hu.shape[0] - 1) / 2) ** 2 + (cols - (hu.shape[1] - 1) / 2) ** 2 > radius ** 2
+        hu = np.where(outside, PADDING_HU, hu)
+    unit = np.clip((hu - (level - width / 2)) / width, 0.0, 1.0)
+    if "grey" in condition and body is not None:
         unit = np.where(body, unit, GREY_BACKGROUND)
     grey = np.round(unit * 255).astype(np.uint8)
     if "JPEG" in condition:
@@ -84,7 +94,8 @@ def prepare_scans(data_root, size_px: int, min_lung_fraction: float, crop: str, 
             body = _body(volume.voxels[k])
             for condition in CONDITIONS:
                 grey = render_export(volume.voxels[k], condition, body)
-                units[condition].append(crop_and_resize(grey, False, None, size_px, boxes[int(k)])[0])
+                box = None if "full slice" in condition else boxes[int(k)]  # full slices: the 2D path's content crop
+                units[condition].append(crop_and_resize(grey, False, None, size_px, box)[0])
         scans.append((scan, diagnosis in COVID_DIAGNOSES, infection[scored], units))
         log(f"{scan}: {scored.size} lung slices x {len(CONDITIONS)} conditions")
     return scans

@@ -48,20 +48,20 @@ def run_analyze(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())
     result = analyze_scan(args.input, args.output, options, progress_from_args(args), cancel)
     if args.json:
-        print_json(result)
+        print_json(result.to_dict())
     else:
-        p = result["probabilities"]["covid19"]
-        print(f"COVID-19 probability {p:.3f} -> {result['decision']} (threshold {result['threshold']:.3f})")
-        basis = result.get("decision_basis") or {}
+        print(f"COVID-19 probability {result.probabilities.covid19:.3f} -> {result.decision} "
+              f"(threshold {result.threshold:.3f})")
+        basis = result.decision_basis
         if basis:
-            print(f"Decided by {basis['basis']}: {'; '.join(basis['reasons'])}")
-        q = result["quantification"]
-        total = q.get("total", q) if isinstance(q, dict) else {}
-        if isinstance(total, dict) and "involvement_percent" in total:
-            print(f"Lung involvement {total['involvement_percent']:.1f} %")
-        print(f"Enhancement: {'applied' if result['quality']['enhancement_applied'] else 'not applied'}"
-              f" ({result['quality']['enhancement'].get('reason', '')})")
+            print(f"Decided by {basis.basis}: {'; '.join(basis.reasons)}")
+        if result.quantification:
+            print(f"Lung involvement {result.quantification.total.involvement_percent:.1f} %")
+        quality = result.quality
+        enhancement = quality.enhancement if quality else None
+        print(f"Enhancement: {'applied' if quality and quality.enhancement_applied else 'not applied'}"
+              f" ({enhancement.reason if enhancement else ''})")
         print(f"Results in {args.output} (result.json{', report.pdf' if options.report else ''})")
-        for warning in result["warnings"]:
+        for warning in result.warnings:
             print(f"Warning: {warning}")
     return 0

@@ -9,11 +9,7 @@ from pathlib import Path
 from ..paths import configs_dir, default_data_dir
 from .common import add_device_argument, add_json_argument, print_json
 
-# Exit code of a ``covidct classify`` batch where some files were scored and others refused
-# (each refusal is listed with its own message).  Next to the error classes' codes in
-# ``errors.py`` (2 input not found ... 7 output, 130 cancelled); when every file fails,
-# the first file's own error code is used instead.
-PARTIAL_FAILURE_EXIT_CODE = 8
+from ..errors import PARTIAL_FAILURE_EXIT_CODE
 
 
 def register(subparsers) -> None:
@@ -55,9 +51,10 @@ def register(subparsers) -> None:
     p.add_argument("--run-dir", default="runs/classifier", help="where model.pt and run.json go")
     p.add_argument("--ship", action="store_true", help="write the weights and manifest into the weights folder")
     p.add_argument("--weights-dir", default=None, help="weights folder (default: the shipped one)")
-    p.add_argument("--threshold-from", choices=("hu_scans", "validation_2d"), default="validation_2d",
-                   help="operating threshold: Youden point on the held-out 2D slices (default, as shipped) "
-                        "or the midpoint between the pooled HU scans (fitted on the HU scans)")
+    p.add_argument("--threshold-from", choices=("hu_slices", "hu_scans", "validation_2d"), default=None,
+                   help="operating threshold (default: the config's threshold_from, else validation_2d): Youden "
+                        "point on the held-out HU slices (each scan scored by members that never saw it), the "
+                        "midpoint between the pooled HU scans, or the Youden point on the held-out 2D slices")
     p.add_argument("--release-only", action="store_true", help="skip training; ship an existing run")
     p.set_defaults(handler=run_train)
 
@@ -118,10 +115,13 @@ def run_train(args) -> int:
 
     from ..classify.datasets import build_cache, cache_matches, load_cache
     from ..classify.release import release
-    from ..classify.training import load_config, train, train_ensemble
+    from ..classify.training import (from_release_config, load_config, train, train_ensemble,
+                                     write_run_from_release)
     from ..weights import weights_dir
 
     cfg = load_config(args.config)
+    if cfg.get("from_release"):  # existing weights re-released under another use: nothing is trained
+        cfg = from_release_config(args.config)
     torch.set_num_threads(int(cfg["threads"]))
     size_px, crop = int(cfg["input_size_px"]), cfg["crop"]
     cache_path = Path(args.cache) if args.cache else (
@@ -130,7 +130,9 @@ def run_train(args) -> int:
     if cache is None or not cache_matches(cache, size_px, crop, _data_root(args)):
         build_cache(_data_root(args), cache_path, size_px, crop=crop)
         cache = load_cache(cache_path)
-    if not args.release_only:
+    if cfg.get("released_from"):
+        write_run_from_release(cfg, args.config, args.run_dir)
+    elif not args.release_only:
         if cfg.get("ensemble_of"):
             train_ensemble(cfg, args.config, cache, args.run_dir)
         else:

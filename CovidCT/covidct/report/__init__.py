@@ -10,30 +10,28 @@ the patient's name or ID unless ``include_identifiers=True``.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from ..errors import InputNotFoundError, InvalidCTError
-from ..volume import StudyFacts
-
-IDENTIFYING_FIELDS = StudyFacts.IDENTIFYING_FIELDS
+from ..errors import InputNotFoundError
+from ..result import RESULT_NAME, AnalysisResult
 
 __all__ = ["build_report", "load_result"]
 
+# Rows of the key-slice figure: the first of the result's key slices.
+KEY_SLICES_SHOWN = 3
 
-def load_result(result_dir) -> dict:
+
+def load_result(result_dir) -> AnalysisResult:
     result_dir = Path(result_dir)
-    path = result_dir / "result.json"
+    path = result_dir / RESULT_NAME
     if not path.exists():
         raise InputNotFoundError(f"{path} does not exist. Run 'covidct analyze INPUT -o {result_dir}' first, "
                                  "then build the report from that folder.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InvalidCTError(f"{path} is not valid JSON ({exc}); re-run the analysis.") from None
+    return AnalysisResult.load(path)
 
 
 def _load_optional_volume(result_dir: Path, name: Optional[str], in_memory: Optional[dict] = None):
@@ -59,19 +57,17 @@ def _heat_on_ct_grid(heat_volume, ct) -> Optional[np.ndarray]:
     return heat / peak if peak > 1.0 else heat
 
 
-def _display_window(study: dict) -> tuple:
+def _display_window(study) -> tuple:
     """Lung window for HU scans; the full 8-bit range for slice-image exports (already windowed)."""
     from ..preprocess.windowing import LUNG_WINDOW_HU
 
-    return (0.0, 255.0) if str(study.get("source_format", "")).lower() == "image" else LUNG_WINDOW_HU
+    return (0.0, 255.0) if study.source_format.lower() == "image" else LUNG_WINDOW_HU
 
 
-def _key_slices(result: dict, num_slices: int) -> list:
-    keys = [int(k) for k in result.get("key_slices") or [] if 0 <= int(k) < num_slices]
-    if keys:
-        return keys[:3]
-    scored = [(p["covid19"], p["index"]) for p in result.get("per_slice") or [] if p.get("covid19") is not None]
-    return [k for _, k in sorted(scored, reverse=True)[:3]] or [num_slices // 2]
+def _shown_key_slices(result: AnalysisResult, num_slices: int) -> list:
+    """The result's key slices that fit the figure (the middle slice when nothing was scored)."""
+    keys = [k for k in result.chosen_key_slices() if 0 <= k < num_slices]
+    return keys[:KEY_SLICES_SHOWN] or [num_slices // 2]
 
 
 def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
@@ -81,7 +77,6 @@ def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
     ``volumes`` maps file names in ``result_dir`` (``input.nrrd``, ...) to the CTVolume
     already in memory, so ``analyze`` does not read back what it has just written.
     """
-    from ..quantify import quantify_lungs, suggest_corads
     from . import tables
     from .dicom_export import read_source_reference, reference_from_study_facts, write_encapsulated_pdf
     from .figures import render_key_slices, render_slice_chart
@@ -94,60 +89,52 @@ def build_report(result_dir, output_pdf=None, include_identifiers: bool = False,
     written = {}
 
     # Never let identifiers through unless asked, whatever result.json holds.
-    study = dict(result.get("study") or {})
+    study = result.study
     reference = None
     if source_dicom_dir:
-        reference = read_source_reference(source_dicom_dir, study.get("series_instance_uid", ""))
-    elif study.get("source_format", "").upper() == "DICOM":
+        reference = read_source_reference(source_dicom_dir, study.series_instance_uid)
+    elif study.source_format.upper() == "DICOM":
         reference = reference_from_study_facts(study)
     if include_identifiers and reference:
-        for field, key in (("patient_name", "PatientName"), ("patient_id", "PatientID"),
-                           ("patient_birth_date", "PatientBirthDate")):
-            study[field] = study.get(field) or reference.get(key, "")
+        study = study.with_identifiers(patient_name=reference.get("PatientName", ""),
+                                       patient_id=reference.get("PatientID", ""),
+                                       patient_birth_date=reference.get("PatientBirthDate", ""))
     if not include_identifiers:
-        for field in IDENTIFYING_FIELDS:
-            study.pop(field, None)
-    result = {**result, "study": study}
+        study = study.without_identifiers()
+    # Results older than schema 2 carry no CO-RADS-style suggestion: made now, as analyze makes it.
+    result = dataclasses.replace(result, study=study).with_corads()
 
-    ct = _load_optional_volume(result_dir, result.get("input"), volumes)
+    ct = _load_optional_volume(result_dir, result.input, volumes)
     if ct is None:
         raise InputNotFoundError(f"result.json in {result_dir} names no input volume; re-run the analysis.")
-    enhanced = _load_optional_volume(result_dir, result.get("enhanced"), volumes)
-    heat = _heat_on_ct_grid(_load_optional_volume(result_dir, result.get("heatmap"), volumes), ct)
-    if not result.get("quantification") and result.get("lung_mask"):
-        mask = _load_optional_volume(result_dir, result["lung_mask"], volumes)
-        result["quantification"] = quantify_lungs(ct, mask.voxels > 0)
+    enhanced = _load_optional_volume(result_dir, result.enhanced, volumes)
+    heat = _heat_on_ct_grid(_load_optional_volume(result_dir, result.heatmap, volumes), ct)
+    quantification = result.quantification
 
-    probability = (result.get("probabilities") or {}).get("covid19")
-    threshold = result.get("threshold")
-    corads = suggest_corads(probability, 0.5 if threshold is None else float(threshold),
-                            result.get("quantification"), result.get("quality")).to_dict()
-
-    keys = _key_slices(result, ct.num_slices)
-    scores = {p["index"]: p["covid19"] for p in result.get("per_slice") or [] if p.get("covid19") is not None}
+    keys = _shown_key_slices(result, ct.num_slices)
     figures = {
         "key_slices": render_key_slices(ct, keys, f"{stem}_key_slices.png", heat=heat, enhanced=enhanced,
-                                        slice_scores=scores, window_hu=_display_window(study)),
-        "slice_chart": render_slice_chart(result.get("per_slice") or [], f"{stem}_slice_chart.png",
-                                          threshold=result.get("threshold"), key_slices=keys,
-                                          involvement_percent=(result.get("quantification") or {}).get(
-                                              "per_slice_involvement_percent")),
+                                        slice_scores=result.scores_by_index(), window_hu=_display_window(study)),
+        "slice_chart": render_slice_chart(result.per_slice, f"{stem}_slice_chart.png",
+                                          threshold=result.threshold, key_slices=keys,
+                                          involvement_percent=quantification.per_slice_involvement_percent
+                                          if quantification else None),
     }
     written.update(figures)
-    written["pdf"] = build_pdf(result, output_pdf, figures, corads, include_identifiers=include_identifiers)
+    written["pdf"] = build_pdf(result, output_pdf, figures, include_identifiers=include_identifiers)
 
-    record = tables.measurement_record(result, corads)
+    record = tables.measurement_record(result)
     written["json"] = tables.write_measurements_json(
         f"{stem}_measurements.json", record,
-        extra={"corads_style_suggestion": corads,
-               "quantification_settings": (result.get("quantification") or {}).get("settings")})
+        extra={"corads_style_suggestion": result.corads.to_dict(),
+               "quantification_settings": quantification.settings if quantification else None})
     written["csv"] = tables.write_measurements_csv(f"{stem}_measurements.csv", record)
     written["per_slice_csv"] = tables.write_per_slice_csv(f"{stem}_per_slice.csv", result)
 
     if reference:
         written["dicom"] = write_encapsulated_pdf(
             written["pdf"], f"{stem}.dcm", reference, include_identifiers=include_identifiers,
-            software_version=(result.get("software") or {}).get("covidct", ""))
+            software_version=result.software.covidct)
     from .dicom_sr import can_write_measurement_sr, write_measurement_sr
 
     if can_write_measurement_sr(reference, result):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import InputNotFoundError, UnsupportedInputError
+from ..study import StudyFacts
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 SERIES_NUMBER = 9901
@@ -66,16 +67,16 @@ def read_source_reference(source_dicom_dir, series_instance_uid: str = "") -> di
     }
 
 
-def reference_from_study_facts(study: dict) -> Optional[dict]:
+def reference_from_study_facts(study: StudyFacts) -> Optional[dict]:
     """A study-level reference from ``result.json``'s study facts, when the input was DICOM."""
-    if not study.get("study_instance_uid"):
+    if not study.study_instance_uid:
         return None
-    return {"StudyInstanceUID": study["study_instance_uid"],
-            "SeriesInstanceUID": study.get("series_instance_uid", ""),
-            "StudyDate": study.get("study_date", ""), "StudyTime": "",
-            "PatientSex": study.get("patient_sex", ""), "PatientAge": study.get("patient_age", ""),
-            "PatientName": study.get("patient_name", ""), "PatientID": study.get("patient_id", ""),
-            "PatientBirthDate": study.get("patient_birth_date", ""),
+    return {"StudyInstanceUID": study.study_instance_uid,
+            "SeriesInstanceUID": study.series_instance_uid,
+            "StudyDate": study.study_date, "StudyTime": "",
+            "PatientSex": study.patient_sex, "PatientAge": study.patient_age,
+            "PatientName": study.patient_name, "PatientID": study.patient_id,
+            "PatientBirthDate": study.patient_birth_date,
             "AccessionNumber": "", "StudyID": "", "instances": []}
 
 

@@ -26,6 +26,8 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..result import AnalysisResult, ModelInfo, Quantification
+
 SERIES_NUMBER = 9902
 SERIES_DESCRIPTION = "CovidCT measurements (research use)"
 PRIVATE_SCHEME = "99COVIDCT"
@@ -47,7 +49,7 @@ IDENTIFYING_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "Acces
 KEPT_ATTRIBUTES = ("SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID",
                    "SeriesInstanceUID", "PatientSex", "PatientAge", "StudyDate", "StudyTime")
 
-# Regions: key in the quantification dict -> (SCT code, meaning, laterality code or None).
+# Regions: side of the quantification -> (SCT code, meaning, laterality code or None).
 REGIONS = (
     ("right", ("3341006", "Right lung"), None),
     ("left", ("44029006", "Left lung"), None),
@@ -71,22 +73,21 @@ def _finite(value) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
-def measurement_rows(quantification: Optional[dict], probability=None, threshold=None) -> list:
+def measurement_rows(quantification: Optional[Quantification], probability=None, threshold=None) -> list:
     """The numbers that go into the SR, as plain rows (region, quantity, value, unit).
 
     Pure Python so the content can be checked without highdicom; values missing or
     not finite are left out rather than written as 0.
     """
     rows = []
-    quantification = quantification or {}
     for region, _, _ in REGIONS:
-        entry = quantification.get(region) or {}
+        entry = quantification.side(region) if quantification else None
         for quantity, key, unit in (("volume", "volume_ml", "ml"),
                                     ("involvement", "involvement_percent", "%"),
                                     ("ground_glass", "ground_glass_percent", "%"),
                                     ("consolidation", "consolidation_percent", "%"),
                                     ("severity", "severity_score", "{score}")):
-            value = _finite(entry.get(key))
+            value = _finite(getattr(entry, key, None))
             if value is not None:
                 rows.append({"region": region, "quantity": quantity, "value": value, "unit": unit})
     for quantity, value in (("covid19_probability", probability), ("covid19_threshold", threshold)):
@@ -139,8 +140,8 @@ def _finding_site(code, laterality):
                        laterality=CodedConcept(laterality[0], "SCT", laterality[1]) if laterality else None)
 
 
-def _quantification_parameters(quantification: dict) -> list:
-    settings = (quantification or {}).get("settings") or {}
+def _quantification_parameters(quantification: Optional[Quantification]) -> list:
+    settings = quantification.settings if quantification else {}
     params = []
     if settings.get("ground_glass_range_hu"):
         params.append("ground glass [{}, {}) HU".format(*settings["ground_glass_range_hu"]))
@@ -154,8 +155,8 @@ def _quantification_parameters(quantification: dict) -> list:
     return params + [RESEARCH_USE_NOTE]
 
 
-def build_measurement_report(source_headers: Sequence, quantification: Optional[dict], probability=None,
-                             threshold=None, classifier: Optional[dict] = None, software_version: str = "",
+def build_measurement_report(source_headers: Sequence, quantification: Optional[Quantification], probability=None,
+                             threshold=None, classifier: Optional[ModelInfo] = None, software_version: str = "",
                              include_identifiers: bool = False):
     """A ``highdicom.sr.Comprehensive3DSR`` with the measurements, in the source study.
 
@@ -192,11 +193,11 @@ def build_measurement_report(source_headers: Sequence, quantification: Optional[
     quant_algorithm = hd.sr.AlgorithmIdentification(
         name="CovidCT lung quantification", version=version,
         parameters=_quantification_parameters(quantification))
-    classifier = classifier or {}
+    classifier = classifier or ModelInfo()
     class_algorithm = hd.sr.AlgorithmIdentification(
-        name=f"CovidCT classifier {classifier.get('name', '')}".strip()[:64],
-        version=str(classifier.get("version") or version),
-        parameters=[p for p in (f"weights sha256 {classifier['sha256']}" if classifier.get("sha256") else "",
+        name=f"CovidCT classifier {classifier.name or ''}".strip()[:64],
+        version=str(classifier.version or version),
+        parameters=[p for p in (f"weights sha256 {classifier.sha256}" if classifier.sha256 else "",
                                 RESEARCH_USE_NOTE) if p])
 
     groups = []
@@ -234,12 +235,11 @@ def build_measurement_report(source_headers: Sequence, quantification: Optional[
     return sr
 
 
-def _result_rows(result: dict) -> list:
-    return measurement_rows(result.get("quantification"), (result.get("probabilities") or {}).get("covid19"),
-                            result.get("threshold"))
+def _result_rows(result: AnalysisResult) -> list:
+    return measurement_rows(result.quantification, result.probabilities.covid19, result.threshold)
 
 
-def can_write_measurement_sr(reference: Optional[dict], result: dict) -> bool:
+def can_write_measurement_sr(reference: Optional[dict], result: AnalysisResult) -> bool:
     """True when the source image headers are at hand, highdicom is installed and there are numbers.
 
     A reference rebuilt from ``result.json``'s study facts has no image headers, so
@@ -248,19 +248,17 @@ def can_write_measurement_sr(reference: Optional[dict], result: dict) -> bool:
     return bool(reference and reference.get("headers") and highdicom_available() and _result_rows(result))
 
 
-def write_measurement_sr(output_path, source_headers: Sequence, result: dict,
+def write_measurement_sr(output_path, source_headers: Sequence, result: AnalysisResult,
                          include_identifiers: bool = False) -> Path:
-    """Write the SR for a ``result.json``-style dict next to the report (atomically)."""
+    """Write the SR for one analysis result next to the report (atomically)."""
     import pydicom
 
     from ..io import atomic_path
 
-    classifier = ((result.get("model") or {}).get("classifier")) or {}
     sr = build_measurement_report(
-        source_headers, result.get("quantification"),
-        probability=(result.get("probabilities") or {}).get("covid19"), threshold=result.get("threshold"),
-        classifier=classifier, software_version=(result.get("software") or {}).get("covidct", ""),
-        include_identifiers=include_identifiers)
+        source_headers, result.quantification, probability=result.probabilities.covid19,
+        threshold=result.threshold, classifier=result.model.classifier,
+        software_version=result.software.covidct, include_identifiers=include_identifiers)
     output_path = Path(output_path)
     with atomic_path(output_path) as tmp:
         pydicom.dcmwrite(str(tmp), sr, enforce_file_format=True)

@@ -28,6 +28,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..preprocess.windowing import LUNG_WINDOW_HU
+from ..result import SliceScore
 from ..volume import CTVolume
 
 HEAT_COLORMAP = "CovidCT-Inferno"
@@ -255,7 +256,7 @@ def render_key_slices(ct: CTVolume, key_slices: Sequence[int], output_png, heat:
     return output_png
 
 
-def render_slice_chart(per_slice: Sequence[dict], output_png, threshold: Optional[float] = None,
+def render_slice_chart(per_slice: Sequence[SliceScore], output_png, threshold: Optional[float] = None,
                        key_slices: Sequence[int] = (), involvement_percent: Optional[Sequence] = None,
                        dpi: int = 150) -> Path:
     """COVID-19 score of every lung slice along z, with the threshold and the key slices marked."""
@@ -263,12 +264,11 @@ def render_slice_chart(per_slice: Sequence[dict], output_png, threshold: Optiona
 
     fig = Figure(figsize=(7.0, 2.6), facecolor="white")
     ax = fig.add_subplot(1, 1, 1)
-    points = [(p.get("z_mm"), p.get("covid19"), p.get("index")) for p in per_slice
-              if p.get("covid19") is not None and p.get("in_lung", True)]
+    points = [(p.z_mm, p.covid19, p.index) for p in per_slice if p.covid19 is not None and p.in_lung is not False]
     if points:
         z, score, _ = zip(*sorted(points, key=lambda t: t[0]))
         ax.plot(z, score, color="#c0392b", linewidth=1.2, label="COVID-19 score per slice")
-    index_to_z = {p.get("index"): p.get("z_mm") for p in per_slice}
+    index_to_z = {p.index: p.z_mm for p in per_slice}
     for n, k in enumerate(key_slices):
         if index_to_z.get(k) is not None:
             ax.axvline(index_to_z[k], color="#555555", linestyle=":", linewidth=1,
@@ -280,8 +280,7 @@ def render_slice_chart(per_slice: Sequence[dict], output_png, threshold: Optiona
     ax.set_ylabel("COVID-19 score", fontsize=8)
     ax.tick_params(labelsize=7)
     if involvement_percent is not None:
-        pairs = [(p.get("z_mm"), v) for p, v in zip(per_slice, involvement_percent)
-                 if v is not None and p.get("z_mm") is not None]
+        pairs = [(p.z_mm, v) for p, v in zip(per_slice, involvement_percent) if v is not None and p.z_mm is not None]
         if pairs:
             twin = ax.twinx()
             zi, vi = zip(*sorted(pairs))

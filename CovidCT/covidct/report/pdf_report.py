@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from .. import RESEARCH_USE_DISCLAIMER
+from ..result import AnalysisResult, Quality
+from ..study import StudyFacts
 from .figures import HEAT_COLORMAP, HEAT_LOWER_THRESHOLD, HEAT_OPACITY
 
 FONT = "CovidCT-DejaVuSans"
@@ -109,6 +111,10 @@ def _involvement_method(settings: dict, unfiltered_percent) -> str:
         "dependent density in supine scans reads as ground glass.")
 
 
+def _or(value, default):
+    return default if value is None else value
+
+
 def _fmt(value, digits=1, unit="") -> str:
     if value is None or value == "":
         return "-"
@@ -136,38 +142,38 @@ def _table(rows, col_widths, header=True, zebra=True):
     return table
 
 
-def study_rows(study: dict, include_identifiers: bool) -> list:
+def study_rows(study: StudyFacts, include_identifiers: bool) -> list:
     """(label, value) rows of the header; identifiers only when asked for."""
-    scanner = " ".join(x for x in (study.get("manufacturer"), study.get("scanner_model")) if x)
-    rows = [("Study date", study.get("study_date") or "-"),
-            ("Series", study.get("series_description") or "-"),
+    scanner = " ".join(x for x in (study.manufacturer, study.scanner_model) if x)
+    rows = [("Study date", study.study_date or "-"),
+            ("Series", study.series_description or "-"),
             ("Scanner", scanner or "-"),
-            ("Slice thickness", _fmt(study.get("slice_thickness_mm"), 2, " mm")),
-            ("Tube voltage", _fmt(study.get("kvp"), 0, " kV")),
-            ("Kernel", study.get("convolution_kernel") or "-"),
-            ("Age / sex", f"{study.get('patient_age') or '-'} / {study.get('patient_sex') or '-'}"),
-            ("Source format", study.get("source_format") or "-")]
+            ("Slice thickness", _fmt(study.slice_thickness_mm, 2, " mm")),
+            ("Tube voltage", _fmt(study.kvp, 0, " kV")),
+            ("Kernel", study.convolution_kernel or "-"),
+            ("Age / sex", f"{study.patient_age or '-'} / {study.patient_sex or '-'}"),
+            ("Source format", study.source_format or "-")]
     if include_identifiers:
-        rows = [("Patient name", study.get("patient_name") or "-"),
-                ("Patient ID", study.get("patient_id") or "-"),
-                ("Birth date", study.get("patient_birth_date") or "-")] + rows
+        rows = [("Patient name", study.patient_name or "-"),
+                ("Patient ID", study.patient_id or "-"),
+                ("Birth date", study.patient_birth_date or "-")] + rows
     return rows
 
 
-def _decision_basis_lines(result: dict) -> list:
+def _decision_basis_lines(result: AnalysisResult) -> list:
     """Which evidence decided, and the classifier's own call when the lesion evidence overruled it."""
-    basis = result.get("decision_basis") or {}
+    basis = result.decision_basis
     if not basis:
         return []
-    line = f"<b>Decided by:</b> {_esc(basis.get('basis', '-'))}: {_esc('; '.join(basis.get('reasons') or []))}"
-    if basis.get("classifier_decision") and basis.get("classifier_decision") != result.get("decision"):
-        line += f" (classifier alone: {_esc(basis['classifier_decision'])})"
+    line = f"<b>Decided by:</b> {_esc(basis.basis or '-')}: {_esc('; '.join(basis.reasons or []))}"
+    if basis.classifier_decision and basis.classifier_decision != result.decision:
+        line += f" (classifier alone: {_esc(basis.classifier_decision)})"
     return [line]
 
 
-def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_identifiers: bool = False) -> Path:
-    """Write the report PDF for one ``result.json`` dict; ``figures`` maps ``key_slices`` and
-    ``slice_chart`` to PNG paths.  Returns the written path (atomically replaced)."""
+def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identifiers: bool = False) -> Path:
+    """Write the report PDF for one result; ``figures`` maps ``key_slices`` and ``slice_chart``
+    to PNG paths.  Returns the written path (atomically replaced)."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
@@ -184,13 +190,13 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
     register_fonts()
     st = _styles()
     width = A4[0] - 2 * PAGE_MARGIN_MM * mm
-    software = (result.get("software") or {}).get("covidct", "unknown")
+    software = result.software.covidct or "unknown"
+    corads = result.corads
     story = [Paragraph("CovidCT chest CT analysis", st["title"]),
              Paragraph(_esc(RESEARCH_USE_DISCLAIMER), st["subtitle"]), Spacer(1, 4 * mm)]
 
     # Header: study facts.
-    study = result.get("study") or {}
-    rows = study_rows(study, include_identifiers)
+    rows = study_rows(result.study, include_identifiers)
     half = (len(rows) + 1) // 2
     grid = []
     for r in range(half):
@@ -204,22 +210,20 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
     story += [header, Spacer(1, 4 * mm)]
 
     # Result box.
-    probs = result.get("probabilities") or {}
-    p = probs.get("covid19")
-    threshold = result.get("threshold")
-    op = result.get("operating_point") or {}
-    quality = result.get("quality") or {}
-    applied = quality.get("enhancement_applied")
-    reasons = "; ".join(quality.get("reasons") or []) or "no quality problem found"
+    p = result.probabilities.covid19
+    op = result.operating_point
+    quality = result.quality or Quality()
+    applied = quality.enhancement_applied
+    reasons = "; ".join(quality.reasons) or "no quality problem found"
     lines = [
-        f"<b>COVID-19 probability:</b> {_fmt(None if p is None else 100 * p, 1, ' %')}",
-        f"<b>Decision at threshold {_fmt(threshold, 2)}:</b> {_esc(result.get('decision', '-'))} "
-        f"(model card operating point: sensitivity {_fmt(op.get('sensitivity'), 2)}, "
-        f"specificity {_fmt(op.get('specificity'), 2)})",
+        f"<b>COVID-19 probability:</b> {_fmt(100 * p, 1, ' %')}",
+        f"<b>Decision at threshold {_fmt(result.threshold, 2)}:</b> {_esc(result.decision)} "
+        f"(model card operating point: sensitivity {_fmt(op.sensitivity, 2)}, "
+        f"specificity {_fmt(op.specificity, 2)})",
         *_decision_basis_lines(result),
-        f"<b>Quality gate:</b> enhancement {'needed' if quality.get('needs_enhancement') else 'not needed'}; "
+        f"<b>Quality gate:</b> enhancement {'needed' if quality.needs_enhancement else 'not needed'}; "
         f"{'applied' if applied else 'not applied'}. Reasons: {_esc(reasons)}",
-        f"<b>{_esc(corads.get('text', 'CO-RADS-style suggestion: -'))}</b>",
+        f"<b>{_esc(corads.text if corads else 'CO-RADS-style suggestion: -')}</b>",
     ]
     box = Table([[Paragraph("<br/>".join(lines), st["result"])]], colWidths=[width])
     box.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT),
@@ -230,11 +234,11 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
     story += [box]
 
     # Quantification.
-    q = result.get("quantification") or {}
+    q = result.quantification
     story.append(Paragraph("Lung quantification (HU density bands)", st["h2"]))
     if q:
         sides = ("right", "left", "total")
-        get = lambda side, key: (q.get(side) or {}).get(key)  # noqa: E731
+        get = lambda side, key: getattr(q.side(side), key)  # noqa: E731
         rows = [["", "Right lung", "Left lung", "Both lungs"],
                 ["Lung volume (ml)"] + [_fmt(get(s, "volume_ml"), 0) for s in sides],
                 ["Involved lung (%)"] + [_fmt(get(s, "involvement_percent"), 1) for s in sides],
@@ -243,9 +247,9 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
                 ["  of which consolidation (%)"] + [_fmt(get(s, "lesion_consolidation_percent"), 1) for s in sides],
                 ["All voxels -750 to -300 HU (%)"] + [_fmt(get(s, "ground_glass_percent"), 1) for s in sides],
                 ["All voxels -300 to +50 HU (%)"] + [_fmt(get(s, "consolidation_percent"), 1) for s in sides]]
-        settings = q.get("settings") or {}
+        settings = q.settings
         band_info = {b["name"]: b for b in settings.get("bands", [])}
-        for band in (q.get("total") or {}).get("bands_percent", {}):
+        for band in q.total.bands_percent or {}:
             info = band_info.get(band, {})
             low = "" if info.get("low_hu") is None else f"{info['low_hu']:g}"
             high = "" if info.get("high_hu") is None else f"{info['high_hu']:g}"
@@ -262,11 +266,11 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
         for zone in ("upper", "middle", "lower"):
             cells = [zone.capitalize()]
             for side in ("right", "left"):
-                z = ((q.get(side) or {}).get("zones") or {}).get(zone) or {}
-                cells.append(f"{_fmt(z.get('involvement_percent'), 1)} % / {z.get('score', '-')}")
+                z = (q.side(side).zones or {}).get(zone)
+                cells.append(f"{_fmt(z.involvement_percent if z else None, 1)} % / {z.score if z else '-'}")
             rows.append(cells)
-        total = q.get("total") or {}
-        rows.append(["Total", f"{total.get('severity_score', '-')} of {total.get('severity_max', 30)}", ""])
+        total = q.total
+        rows.append(["Total", f"{_or(total.severity_score, '-')} of {_or(total.severity_max, 30)}", ""])
         story.append(_table(rows, [0.2 * width, 0.4 * width, 0.4 * width]))
         story.append(Paragraph(
             "Zone-based: each lung is split into cranio-caudal thirds (lobes are not segmented); each zone "
@@ -277,9 +281,9 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
 
     # CO-RADS-style suggestion.
     story.append(Paragraph("CO-RADS-style suggestion (not a diagnosis)", st["h2"]))
-    items = "".join(f"<br/>&bull; {_esc(r)}" for r in corads.get("reasons", []))
-    story.append(Paragraph(f"<b>{_esc(corads.get('text', '-'))}</b>{items}", st["base"]))
-    story.append(Paragraph(_esc(corads.get("note", "")), st["small"]))
+    items = "".join(f"<br/>&bull; {_esc(r)}" for r in (corads.reasons if corads else []))
+    story.append(Paragraph(f"<b>{_esc(corads.text if corads else '-')}</b>{items}", st["base"]))
+    story.append(Paragraph(_esc(corads.note if corads else ""), st["small"]))
 
     # Figures.
     story.append(PageBreak())
@@ -298,13 +302,12 @@ def build_pdf(result: dict, output_pdf, figures: dict, corads: dict, include_ide
         story.append(_scaled_image(Image, chart_png, width, 70 * mm))
 
     # Models and software.
-    models = result.get("model") or {}
     rows = [["Component", "Name", "Version", "sha256"]]
     for key in ("classifier", "enhancer"):
-        m = models.get(key)
+        m = getattr(result.model, key)
         if m:
-            rows.append([key, _esc(m.get("name") or m.get("model") or "-"), _esc(m.get("version", "-")),
-                         Paragraph(_esc(m.get("sha256", "-")), st["small"])])
+            rows.append([key, _esc(m.display_name or "-"), _esc(_or(m.version, "-")),
+                         Paragraph(_esc(_or(m.sha256, "-")), st["small"])])
         else:
             rows.append([key, "not used", "-", "-"])
     rows.append(["software", "covidct", _esc(software), "-"])
