@@ -113,3 +113,27 @@ def test_export_style_augmentations():
     assert np.all(np.diff(curved.ravel()) >= -1e-6)                           # a tone curve stays monotone
     fov = field_of_view(image, rng, dict(DEFAULT_AUGMENT, fov_radius=[0.4, 0.4], fov_background=[0.5, 0.5]))
     assert fov[0, 0] == 0.5 and fov[32, 32] == image[32, 32]
+
+
+@pytest.mark.parametrize("condition", ["W1500 L-600 full slice, circular FOV", "W2000 L-850 full slice, grey circular FOV"])
+def test_a_full_slice_export_is_cropped_to_its_lungs_not_its_body(phantom, condition):
+    from covidct.classify.input_normalisation import content_box, export_lung_mask, lung_box
+
+    hu, crop, _, _ = phantom
+    exported = render_export(hu, condition, _body(hu)).astype(np.float32) / 255.0
+    lungs = export_lung_mask(exported)
+    assert lungs is not None
+    r0, r1, c0, c1 = lung_box(None, exported)
+    expected = (crop[0].start, crop[0].stop, crop[1].start, crop[1].stop)    # the HU lung box, 3 % margin
+    assert max(abs(a - b) for a, b in zip((r0, r1, c0, c1), expected)) <= 6
+    body = content_box(exported)
+    assert (body[1] - body[0]) * (body[3] - body[2]) > 1.3 * (r1 - r0) * (c1 - c0)   # the body box is larger
+
+
+def test_a_tightly_cropped_export_keeps_its_content_crop(phantom):
+    from covidct.classify.input_normalisation import content_box, export_lung_mask, lung_box
+
+    hu, crop, _, _ = phantom
+    tight = render_export(hu, CANONICAL)[crop].astype(np.float32) / 255.0      # as the SARS-CoV-2 exports
+    assert export_lung_mask(tight) is None
+    assert lung_box(None, tight) == content_box(tight)

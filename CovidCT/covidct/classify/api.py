@@ -258,16 +258,18 @@ def classify_images(paths, device="auto", classifier: Optional[Classifier] = Non
 
 
 def _export_window_report(unit: np.ndarray, standardisation: str) -> dict:
-    """How the export's grey levels were read (harmonising models), with a warning when unreliable."""
-    if standardisation != "harmonise":
-        return {}
+    """The export's window as estimated from its histogram, with a warning when the score is unreliable.
+
+    Reported for every model; only a model trained with ``harmonise`` also maps the image
+    back to the canonical window before scoring (``harmonisation.applied``).
+    """
     from .harmonise import estimate
 
     h = estimate(unit)
-    out = {"harmonisation": h.to_dict()}
+    out = {"harmonisation": dict(h.to_dict(), applied=standardisation == "harmonise")}
     if not h.reliable:
         out["warning"] = ("the export's window could not be estimated from its histogram (no aerated lung "
-                          "and soft tissue found); it was scored as exported and the score is less reliable")
+                          "and soft tissue found); the score is less reliable")
     elif h.lung_detail_clipped:
         out["warning"] = ("the export's window clips the lungs to black (a mediastinal-like window): "
                           "lung texture is lost and the score is unreliable; export with a lung window")

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..preprocess.windowing import LUNG_WINDOW_HU
-from .input_normalisation import PADDING_TOLERANCE, padding_level
+from .input_normalisation import padding_mask
 
 REFERENCE_DARK = 0.33     # median of the dark class: about -855 HU (aerated lung, some air)
 REFERENCE_SPLIT = 0.625   # Otsu threshold: about -410 HU
@@ -87,9 +87,9 @@ def estimate(unit: np.ndarray) -> Harmonisation:
     """Landmarks of one unit-grey image and the linear map that takes them to the references."""
     unit = np.asarray(unit, dtype=np.float32)
     values = unit.ravel()
-    pad = padding_level(unit)
-    if pad is not None:
-        values = values[np.abs(values - pad) > PADDING_TOLERANCE]
+    padding = padding_mask(unit)
+    if padding is not None:
+        values = unit[~padding]
     if values.size < 64:
         return IDENTITY
     split = otsu_threshold(values)

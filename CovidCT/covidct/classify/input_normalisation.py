@@ -80,6 +80,21 @@ def padding_level(unit: np.ndarray) -> Optional[float]:
     return level
 
 
+def padding_mask(unit: np.ndarray) -> Optional[np.ndarray]:
+    """The padding itself: pixels at the padding grey connected to the image border (None without).
+
+    Connectivity matters: air in the lungs can share the padding's grey level.
+    """
+    from scipy import ndimage
+
+    pad = padding_level(unit)
+    if pad is None:
+        return None
+    labels, _ = ndimage.label(np.abs(np.asarray(unit) - pad) <= PADDING_TOLERANCE)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return np.isin(labels, edge[edge > 0])
+
+
 def content_box(unit: np.ndarray) -> tuple:
     """Rows/columns where at least 5 % of pixels differ from the background.
 
@@ -121,8 +136,9 @@ def export_lung_mask(unit: np.ndarray) -> Optional[np.ndarray]:
     from .harmonise import otsu_threshold
 
     unit = np.asarray(unit, dtype=np.float32)
-    pad = padding_level(unit)
-    padding = np.zeros(unit.shape, bool) if pad is None else np.abs(unit - pad) <= PADDING_TOLERANCE
+    padding = padding_mask(unit)
+    if padding is None:
+        padding = np.zeros(unit.shape, bool)
     values = unit[~padding]
     if values.size < MIN_LUNG_PIXELS:
         return None
@@ -130,7 +146,10 @@ def export_lung_mask(unit: np.ndarray) -> Optional[np.ndarray]:
     labels, count = ndimage.label(dark)
     if count == 0:
         return None
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    # Air around the body reaches the image border, or the padding of a circular field of view.
+    edge = np.zeros(unit.shape, bool)
+    edge[[0, -1], :] = edge[:, [0, -1]] = True
+    border = np.unique(labels[edge | ndimage.binary_dilation(padding)])
     outside = np.isin(labels, border[border > 0]) | padding
     frame = np.concatenate([outside[0], outside[-1], outside[:, 0], outside[:, -1]])
     if frame.mean() < FULL_SLICE_BORDER_SHARE:
