@@ -45,6 +45,7 @@ if _MODULE_DIR not in sys.path:
 from CovidCTLib import (analysis_process, compare_layout, dependencies, heatmap_display,  # noqa: E402
                         result_import, slice_scores, volume_nodes)
 from CovidCTLib.analysis_process import AnalysisProcess, AnalysisState  # noqa: E402
+from covidct.display import HEAT_LOWER_THRESHOLD, HEAT_OPACITY  # noqa: E402
 
 SAMPLE_FILE_NAME = "covidct-sample-P001-128.nrrd"
 
@@ -111,8 +112,8 @@ class CovidCTParameterNode:
     device: Annotated[str, Choice(["auto", "cpu", "cuda"])] = "auto"
     enhancement: Annotated[str, Choice(["auto", "on", "off"])] = "auto"
     scale: Annotated[str, Choice(["auto", "1", "2", "4"])] = "auto"
-    heatmapOpacity: Annotated[float, WithinRange(0.0, 1.0)] = 0.4
-    heatmapThreshold: Annotated[float, WithinRange(0.0, 1.0)] = 0.3
+    heatmapOpacity: Annotated[float, WithinRange(0.0, 1.0)] = HEAT_OPACITY
+    heatmapThreshold: Annotated[float, WithinRange(0.0, 1.0)] = HEAT_LOWER_THRESHOLD
     heatmapVisible: bool = True
     linkViews: bool = True
     colourMap: vtkMRMLColorNode

@@ -15,6 +15,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from covidct.display import HEAT_OPACITY
+
 ORIGINAL_VIEW = "Red"
 ENHANCED_VIEW = "Yellow"
 COMPARE_VIEWS = (ORIGINAL_VIEW, ENHANCED_VIEW)
@@ -96,7 +98,7 @@ def _node_id(node) -> Optional[str]:
 
 
 def assign_compare_layers(scene, original_node, enhanced_node=None, heatmap_node=None,
-                          heatmap_opacity: float = 0.4, link: bool = True) -> None:
+                          heatmap_opacity: float = HEAT_OPACITY, link: bool = True) -> None:
     """Original (left) and enhanced (right) as backgrounds, the heatmap over both.
 
     Without an enhanced volume (enhancement off) both views show the original, so the

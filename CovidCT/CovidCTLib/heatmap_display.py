@@ -3,6 +3,7 @@
 The heatmap volume holds per-volume normalised evidence in [0, 1].  A fixed 0..1 window
 (never auto window/level) keeps colours comparable between patients, and a lower
 threshold makes weak evidence fully transparent so the CT underneath stays readable.
+The defaults are the core's (:mod:`covidct.display`), which the PDF report draws with.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import slicer
 
-COLOUR_TABLE_NAME = "CovidCT-Inferno"
-DEFAULT_COLOUR_TABLE_FILE = (Path(__file__).resolve().parent.parent / "Resources" / "ColorTables"
-                             / f"{COLOUR_TABLE_NAME}.txt")
+from covidct.display import HEAT_COLORMAP, HEAT_LOWER_THRESHOLD, HEAT_RANGE, colour_table_file
+
+COLOUR_TABLE_NAME = HEAT_COLORMAP
+DEFAULT_COLOUR_TABLE_FILE = colour_table_file(COLOUR_TABLE_NAME)
 
 
 def load_colour_table(scene, path=DEFAULT_COLOUR_TABLE_FILE, name: str = COLOUR_TABLE_NAME):
@@ -42,7 +44,7 @@ def load_colour_table(scene, path=DEFAULT_COLOUR_TABLE_FILE, name: str = COLOUR_
     return colour
 
 
-def configure_heatmap_display(heatmap_node, colour_node, threshold: float = 0.3,
+def configure_heatmap_display(heatmap_node, colour_node, threshold: float = HEAT_LOWER_THRESHOLD,
                               opacity: float = 1.0) -> None:
     """Colour table, fixed 0..1 window and transparent scores below ``threshold``.
 
@@ -58,7 +60,7 @@ def configure_heatmap_display(heatmap_node, colour_node, threshold: float = 0.3,
     was_modifying = display.StartModify()
     display.SetAndObserveColorNodeID(colour_node.GetID())
     display.SetAutoWindowLevel(False)
-    display.SetWindowLevelMinMax(0.0, 1.0)
+    display.SetWindowLevelMinMax(*HEAT_RANGE)
     display.SetInterpolate(True)
     set_heatmap_threshold(heatmap_node, threshold)
     display.SetOpacity(float(opacity))

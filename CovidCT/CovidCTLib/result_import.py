@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from covidct.display import HEAT_LOWER_THRESHOLD
 from covidct.errors import ResultFileError
 from covidct.result import RESULT_NAME, VOLUME_FIELDS
 from covidct.result import AnalysisResult as ResultFile
@@ -126,7 +127,7 @@ def _read_volume(path: Path):
 
 
 def import_result(scene, result: AnalysisResult, input_node, colour_node=None,
-                  heatmap_threshold: float = 0.3) -> ImportedNodes:
+                  heatmap_threshold: float = HEAT_LOWER_THRESHOLD) -> ImportedNodes:
     """Load enhanced volume, heatmap, lung segmentation and per-slice scores as new nodes."""
     base = input_node.GetName() if input_node is not None else "CovidCT"
     nodes = ImportedNodes()

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 
 from . import __version__
-from .errors import DeviceError, OutputError
+from .errors import OutputError
 from .io import load_ct, save_volume, write_text_atomic
 from .json_encoding import to_plain
 from .progress import CancelToken, ProgressCallback, silent, sub_progress
@@ -125,17 +125,17 @@ def _enhance(volume: CTVolume, options: AnalysisOptions, quality, progress, canc
 
 
 def _classify(volume: CTVolume, lung_mask, options: AnalysisOptions, progress, cancel):
+    """Classify on the chosen device; a GPU that runs out of memory re-runs it on the CPU, with a warning."""
     from .classify import classify_volume
-    from .devices import is_out_of_memory
+    from .devices import run_with_cpu_fallback
 
-    try:
-        return classify_volume(volume, lung_mask, device=options.device, progress=progress, cancel=cancel)
-    except RuntimeError as exc:
-        if options.device == "cpu" or not is_out_of_memory(exc):
-            raise
+    def warn(_exc):
         options.warnings.append("The GPU ran out of memory during classification; it was re-run on the CPU.")
         log.warning(options.warnings[-1])
-        return classify_volume(volume, lung_mask, device="cpu", progress=progress, cancel=cancel)
+
+    return run_with_cpu_fallback(
+        lambda device: classify_volume(volume, lung_mask, device=device, progress=progress, cancel=cancel),
+        options.device, "Out of memory while classifying on the CPU; free memory and retry.", on_fallback=warn)
 
 
 def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = None,
@@ -176,16 +176,12 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
     with clock.stage("quality"):
         quality = assess_quality(volume)
     with clock.stage("enhance") as report:
-        try:
-            enhanced, enhancement = _enhance(volume, options, quality, report, cancel)
-        except DeviceError:
-            raise
-        except RuntimeError as exc:
-            from .devices import is_out_of_memory
+        from .devices import run_with_cpu_fallback
 
-            if not is_out_of_memory(exc):
-                raise
-            raise DeviceError("The GPU ran out of memory while enhancing; retry with --device cpu.") from None
+        # The enhancer already falls back to smaller batches and the CPU on its own.
+        enhanced, enhancement = run_with_cpu_fallback(
+            lambda _device: _enhance(volume, options, quality, report, cancel), options.device,
+            "The GPU ran out of memory while enhancing; retry with --device cpu.")
     with clock.stage("classify") as report:
         if options.classify_on == "enhanced" and enhanced is not None:
             from .preprocess.resample import resample_to_grid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable, Optional
 
 from .errors import DeviceError
 
@@ -74,6 +75,37 @@ def configure_cpu_threads(threads=None) -> int:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    """True for PyTorch's out-of-memory errors (CUDA's own type, or the message other backends use)."""
     import torch
 
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def release_gpu_memory() -> None:
+    """Give PyTorch's cached GPU memory back (after an out-of-memory error), if there is a GPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_with_cpu_fallback(run: Callable, device, out_of_memory_message: str,
+                          on_fallback: Optional[Callable] = None):
+    """``run(device)`` under the one rule for running out of memory, wherever a model runs.
+
+    With ``on_fallback``, a GPU that runs out of memory releases its cache, ``on_fallback(exc)``
+    is told (to warn and record it) and the whole work is done again as ``run("cpu")``.
+    Running out of memory with nowhere to fall back to (on the CPU, or without
+    ``on_fallback``) raises :class:`DeviceError` with ``out_of_memory_message``; any other
+    error propagates unchanged.
+    """
+    try:
+        return run(device)
+    except RuntimeError as exc:
+        if not is_out_of_memory(exc):
+            raise
+        release_gpu_memory()
+        if on_fallback is None or str(device) == "cpu":
+            raise DeviceError(out_of_memory_message) from None
+        on_fallback(exc)
+    return run_with_cpu_fallback(run, "cpu", out_of_memory_message)

@@ -68,6 +68,19 @@ def model_entry(model_key: str, directory=None) -> dict:
     return entry
 
 
+def write_manifest(model_key: str, entry: dict, directory=None, indent: int = 2) -> Path:
+    """Write ``KEY.json`` atomically (a crash never leaves a half manifest next to good weights).
+
+    ``indent`` keeps each model family's existing layout (the enhancers use 2, the
+    classifier 1); numbers that are not plain floats (numpy) are written as floats.
+    """
+    from .io.atomic_write import write_text_atomic
+
+    directory = Path(directory) if directory else weights_dir()
+    path = directory / f"{model_key}{MANIFEST_SUFFIX}"
+    return write_text_atomic(path, json.dumps(entry, indent=indent, default=float) + "\n")
+
+
 def verified_weights_path(model_key: str, directory=None) -> tuple[Path, dict]:
     """Path of ``model_key``'s weights after checking the file exists and its sha256 matches."""
     directory = Path(directory) if directory else weights_dir()

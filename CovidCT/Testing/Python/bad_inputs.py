@@ -227,7 +227,7 @@ def fake_classify_volume(volume, lung_mask=None, device="auto", progress=None, c
 def fake_enhance_volume(volume, scale=4, model="fidelity", device="auto", progress=None, cancel=None, **_):
     """Enhancer stand-in: exact-geometry linear up-sampling (what the real one must line up with)."""
     from covidct.enhance.inference import choose_scale
-    from covidct.preprocess.resample import resize_in_plane
+    from volume_helpers import resize_in_plane
 
     chosen, reason = choose_scale(volume.shape[1:], scale)
     if cancel is not None:

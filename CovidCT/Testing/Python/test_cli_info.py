@@ -22,6 +22,21 @@ def test_info_on_sample_json(sample_scan, capsys):
     assert 4000 < info["lung_volume_ml"]["total_ml"] < 8000
 
 
+def test_info_and_quantification_report_the_same_lung_volumes(sample_scan, capsys):
+    """One left/right split: ``covidct info`` and the report's quantification agree per side."""
+    from covidct.io import load_ct
+    from covidct.preprocess import compute_lung_mask
+    from covidct.quantify import quantify_lungs
+
+    assert main(["info", str(sample_scan), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["lung_volume_ml"]
+    volume = load_ct(sample_scan)
+    quantified = quantify_lungs(volume, compute_lung_mask(volume))
+    for side in ("right", "left", "total"):
+        assert info[f"{side}_ml"] == round(quantified[side]["volume_ml"], 1)
+    assert 0.3 < info["left_ml"] / info["total_ml"] < 0.7
+
+
 def test_info_human_readable_no_identifiers(tmp_path):
     factory.write_series(tmp_path / "s", factory.phantom_hu(rows=96, cols=96, slices=30), spacing_mm=(3.0, 3.0), slice_mm=3.0)
     result = run_cli("info", tmp_path / "s")

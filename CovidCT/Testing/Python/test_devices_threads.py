@@ -48,3 +48,29 @@ def test_bad_thread_count_is_a_clear_error(restore_threads, bad):
     restore_threads.setenv("COVIDCT_NUM_THREADS", bad)
     with pytest.raises(DeviceError, match="thread"):
         configure_cpu_threads()
+
+
+def test_out_of_memory_on_a_gpu_is_rerun_on_the_cpu_once():
+    from covidct.devices import run_with_cpu_fallback
+    from covidct.errors import DeviceError
+
+    calls, told = [], []
+
+    def run(device):
+        calls.append(str(device))
+        if str(device) != "cpu":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return "done"
+
+    assert run_with_cpu_fallback(run, "cuda", "no memory", on_fallback=told.append) == "done"
+    assert calls == ["cuda", "cpu"] and len(told) == 1
+    with pytest.raises(DeviceError, match="no memory"):  # nowhere to fall back to
+        run_with_cpu_fallback(run, "cuda", "no memory")
+
+    def broken(device):
+        raise RuntimeError("CPU out of memory (simulated)" if device == "cpu" else "a bug")
+
+    with pytest.raises(DeviceError, match="no memory"):
+        run_with_cpu_fallback(broken, "cpu", "no memory", on_fallback=told.append)
+    with pytest.raises(RuntimeError, match="a bug"):  # not a memory problem: unchanged
+        run_with_cpu_fallback(broken, "cuda", "no memory", on_fallback=told.append)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from covidct.enhance import assess_quality, choose_scale, enhance_volume, enhanced_geometry
+from covidct.enhance import assess_quality, choose_scale, enhance_volume
 from covidct.enhance.inference import residual_detail
-from covidct.errors import CancelledError, InvalidCTError
+from covidct.errors import CancelledError, DeviceError, InvalidCTError
+from covidct.preprocess.resample import scaled_in_plane_geometry
 from covidct.progress import CancelToken
 from covidct.volume import CTVolume
 from enhancer_helpers import synthetic_hu_volume, write_tiny_weights
@@ -53,7 +54,7 @@ def test_shape_geometry_and_hu_range(tiny_weights, scale):
 
 def test_enhanced_geometry_formula():
     volume = synthetic_hu_volume()
-    spacing, origin = enhanced_geometry(volume, 4)
+    spacing, origin = scaled_in_plane_geometry(volume, 4)
     expected = np.asarray(volume.origin_lps) + volume.direction_lps @ np.array([-0.375 * 0.8, -0.375 * 0.7, 0])
     assert np.allclose(origin, expected) and spacing == pytest.approx((0.2, 0.175, 2.5))
 
@@ -102,6 +103,26 @@ def test_progress_and_cancel(tiny_weights):
     token.cancel()
     with pytest.raises(CancelledError):
         enhance_volume(synthetic_hu_volume(), scale=2, device="cpu", weights_dir=tiny_weights, cancel=token)
+
+
+def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(tiny_weights, monkeypatch):
+    import covidct.enhance.inference as inference
+
+    real, sizes = inference._enhance_batch, []
+
+    def fussy(generator, slices, *args, **kwargs):
+        sizes.append(len(slices))
+        if len(slices) > 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(generator, slices, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "_enhance_batch", fussy)
+    _, info = enhance_volume(synthetic_hu_volume(slices=3), scale=2, device="cpu", weights_dir=tiny_weights,
+                             batch_size=4)
+    assert sizes == [3, 2, 1, 1, 1] and info["batch_size"] == 1 and "fallback" not in info
+    monkeypatch.setattr(inference, "_enhance_batch", lambda *a, **k: fussy(None, [0, 0]))
+    with pytest.raises(DeviceError, match="single slice on the CPU"):
+        enhance_volume(synthetic_hu_volume(slices=1), scale=2, device="cpu", weights_dir=tiny_weights)
 
 
 def test_tiling_matches_whole_image(tiny_weights):

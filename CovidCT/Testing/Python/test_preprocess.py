@@ -1,4 +1,4 @@
-"""Windowing, lung mask, crops and resampling (with property-based geometry checks)."""
+"""Windowing, lung mask, boxes and resampling (with property-based geometry checks)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ from hypothesis import strategies as st
 import dicom_factory as factory
 from covidct.errors import InvalidCTError
 from covidct.preprocess import (
-    area_downsample, body_mask, compute_lung_mask, inverse_lung_window, lung_bounding_box,
-    lung_volumes_ml, lung_window, patient_left_mask, resample_to_grid, resize_in_plane,
-    scaled_in_plane_geometry, square_box_2d,
+    area_downsample, body_mask, bounding_box, compute_lung_mask, lung_window, resample_to_grid,
+    scaled_in_plane_geometry,
 )
+from covidct.quantify.lung_volumes import side_masks, side_volumes_ml
 from covidct.volume import CTVolume
+from volume_helpers import resize_in_plane
 
 
-def test_lung_window_maps_and_inverts():
+def test_lung_window_maps_and_clips():
     hu = np.array([-2000.0, -1350.0, -600.0, 150.0, 900.0])
     unit = lung_window(hu)
+    assert unit.dtype == np.float32
     assert np.allclose(unit, [0, 0, 0.5, 1, 1])
-    assert np.allclose(inverse_lung_window(unit[1:4]), hu[1:4])
+    assert np.allclose(lung_window(np.array([0, 127.5, 255, 300]), (0.0, 255.0)), [0, 0.5, 1, 1])
 
 
 @pytest.mark.slow
@@ -29,7 +31,7 @@ def test_lung_window_maps_and_inverts():
 def test_lung_mask_on_real_scans(request, name):
     volume = request.getfixturevalue(name)
     mask = compute_lung_mask(volume)
-    volumes = lung_volumes_ml(mask, volume)
+    volumes = side_volumes_ml(mask, volume)
     assert 2000 < volumes["total_ml"] < 8000, volumes
     assert 0.35 < volumes["left_ml"] / volumes["total_ml"] < 0.65
     assert not (mask & ~body_mask(volume.voxels.astype(np.float32))).any()
@@ -43,7 +45,7 @@ def test_lung_mask_on_sample(sample_scan):
     from covidct.io import load_ct
 
     volume = load_ct(sample_scan)
-    volumes = lung_volumes_ml(compute_lung_mask(volume), volume)
+    volumes = side_volumes_ml(compute_lung_mask(volume), volume)
     assert 4000 < volumes["total_ml"] < 8000
 
 
@@ -51,15 +53,15 @@ def test_lung_mask_sides_follow_lps():
     hu = factory.phantom_hu(rows=96, cols=96, slices=40)
     volume = CTVolume(hu, spacing_mm=(3.0, 3.0, 3.0))
     mask = compute_lung_mask(volume)
-    left = patient_left_mask(mask, volume)
+    left = side_masks(mask, volume)["left"]
     # The phantom's right lung (small column index) is the bigger one.
-    volumes = lung_volumes_ml(mask, volume)
+    volumes = side_volumes_ml(mask, volume)
     assert volumes["right_ml"] > 1.5 * volumes["left_ml"]
     assert left[:, :, :40].sum() == 0
     # Mirror the image and flip the direction's x: same patient, same answer.
     mirrored = CTVolume(hu[:, :, ::-1].copy(), spacing_mm=(3.0, 3.0, 3.0),
                         origin_lps=(3.0 * 95, 0, 0), direction_lps=np.diag([-1.0, 1.0, 1.0]))
-    mirrored_volumes = lung_volumes_ml(compute_lung_mask(mirrored), mirrored)
+    mirrored_volumes = side_volumes_ml(compute_lung_mask(mirrored), mirrored)
     assert mirrored_volumes["right_ml"] == pytest.approx(volumes["right_ml"], rel=0.02)
 
 
@@ -72,11 +74,11 @@ def test_no_lungs_is_a_clear_error():
 def test_bounding_boxes():
     mask = np.zeros((5, 20, 30), dtype=bool)
     mask[1:3, 4:9, 10:25] = True
-    assert lung_bounding_box(mask) == (slice(1, 3), slice(4, 9), slice(10, 25))
-    assert lung_bounding_box(mask, margin_vox=2) == (slice(0, 5), slice(2, 11), slice(8, 27))
-    rows, cols = square_box_2d((slice(4, 9), slice(10, 25)), (20, 30))
-    assert rows.stop - rows.start == cols.stop - cols.start == 15
-    assert lung_bounding_box(np.zeros((3, 3), dtype=bool)) is None
+    assert bounding_box(mask) == (slice(1, 3), slice(4, 9), slice(10, 25))
+    assert bounding_box(mask, 2) == (slice(0, 5), slice(2, 11), slice(8, 27))
+    assert bounding_box(mask, (0, 1, 2)) == (slice(1, 3), slice(3, 10), slice(8, 27))
+    assert bounding_box(mask[1]) == (slice(4, 9), slice(10, 25))
+    assert bounding_box(np.zeros((3, 3), dtype=bool)) == (slice(0, 0), slice(0, 0))
 
 
 def test_area_downsample_is_block_mean():

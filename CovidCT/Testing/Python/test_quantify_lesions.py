@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from covidct.quantify import (LesionSettings, NO_VESSEL_FILTER, lesion_label_map, lesion_mask, quantify_lungs,
+from covidct.quantify import (LesionSettings, NO_VESSEL_FILTER, lesion_label_map, quantify_lungs,
                               quantify_lungs_with_masks)
 from covidct.quantify.lesions import segment_lesions
 from covidct.volume import CTVolume
@@ -20,6 +20,11 @@ SPACING = (0.8, 0.8, 2.0)          # (i, j, k) mm
 SHAPE = (40, 100, 100)             # 80 x 80 x 80 mm
 HEALTHY_HU = -860.0
 HALF_VOXEL_MM = 0.75
+
+
+def lesion_mask(volume, lung_mask):
+    """The lesion mask (the volume's shape) at the default settings and bands."""
+    return segment_lesions(np.asarray(volume.voxels), lung_mask, volume.spacing_mm).lesions
 
 
 def _mm_grids():

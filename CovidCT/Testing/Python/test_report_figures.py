@@ -5,7 +5,8 @@ import pytest
 
 from covidct.report.figures import (HEAT_LOWER_THRESHOLD, HEAT_OPACITY, DisplayOrientation, blend_like_slicer,
                                     colour_table, key_slice_images, matching_slice, render_key_slices,
-                                    render_slice_chart, window_level_grey)
+                                    render_slice_chart)
+from covidct.preprocess.windowing import lung_window
 from covidct.result import SliceScore
 from covidct.volume import CTVolume
 
@@ -14,7 +15,7 @@ def test_blend_matches_slicer_compositing_formula():
     hu = np.array([[-1350.0, -600.0, 150.0, -600.0]])
     heat = np.array([[1.0, 0.0, HEAT_LOWER_THRESHOLD - 0.01, 1.0]])
     rgb = blend_like_slicer(hu, heat)
-    grey = window_level_grey(hu)
+    grey = lung_window(hu)
     # Below the lower threshold: background untouched and grey.
     assert rgb[0, 1] == pytest.approx([grey[0, 1]] * 3)
     assert rgb[0, 2] == pytest.approx([1.0, 1.0, 1.0])

@@ -29,6 +29,7 @@ def test_report_defaults_are_the_slicer_module_defaults():
     assert configure["threshold"].default == pytest.approx(figures.HEAT_LOWER_THRESHOLD)
     assert assign["heatmap_opacity"].default == pytest.approx(figures.HEAT_OPACITY)
     assert heatmap_display.COLOUR_TABLE_NAME == figures.HEAT_COLORMAP
+    assert heatmap_display.DEFAULT_COLOUR_TABLE_FILE.is_file()
 
 
 def test_numpy_blend_equals_slicer_blend():

@@ -21,9 +21,10 @@ import dicom_factory as factory
 from bad_inputs import Prepared, analyze_argv, run_in_process
 from covidct.errors import CovidCTError
 from covidct.io import load_ct, save_volume
-from covidct.preprocess import area_downsample, compute_lung_mask, resample_to_grid, resize_in_plane
+from covidct.preprocess import area_downsample, compute_lung_mask, resample_to_grid
 from covidct.preprocess.resample import scaled_in_plane_geometry
 from covidct.volume import CTVolume
+from volume_helpers import resize_in_plane
 
 MARKER_HU = 1500.0
 

@@ -39,10 +39,12 @@ def describe(volume, with_lung_mask: bool = True, include_identifiers: bool = Fa
     if volume.is_hounsfield:
         info["warnings"] = validate_ct_volume(volume, require_3d=True)
         if with_lung_mask:
-            from ..preprocess.lung_mask import compute_lung_mask, lung_volumes_ml
+            from ..preprocess.lung_mask import compute_lung_mask
+            from ..quantify.lung_volumes import side_volumes_ml
 
             mask = compute_lung_mask(volume)
-            info["lung_volume_ml"] = {k: round(v, 1) for k, v in lung_volumes_ml(mask, volume).items()}
+            # The same left/right split as the quantification, so info and the report agree.
+            info["lung_volume_ml"] = {k: round(v, 1) for k, v in side_volumes_ml(mask, volume).items()}
             info["slices_with_lung"] = int(mask.any(axis=(1, 2)).sum())
     return info
 

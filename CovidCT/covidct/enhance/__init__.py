@@ -9,8 +9,8 @@ Training (``covidct train-enhancer``) and evaluation (``covidct evaluate-enhance
 in :mod:`.training` and :mod:`.evaluation`; the model card is ``weights/ENHANCER_CARD.md``.
 """
 
-from .inference import DEFAULT_MODEL, MODEL_CHOICES, MODEL_KEYS, choose_scale, enhance_volume, enhanced_geometry
+from .inference import DEFAULT_MODEL, MODEL_CHOICES, MODEL_KEYS, choose_scale, enhance_volume
 from .quality_gate import QualityAssessment, assess_quality
 
-__all__ = ["enhance_volume", "enhanced_geometry", "choose_scale", "assess_quality", "QualityAssessment",
+__all__ = ["enhance_volume", "choose_scale", "assess_quality", "QualityAssessment",
            "DEFAULT_MODEL", "MODEL_CHOICES", "MODEL_KEYS"]

@@ -2,9 +2,10 @@
 
 The paper made its low-quality inputs with OpenCV ``INTER_AREA`` down-sampling by 4.
 For an integer factor on a size divisible by it, ``INTER_AREA`` is exactly the mean of
-each ``factor x factor`` block, which is what :func:`area_downsample` computes (no
-OpenCV needed).  Real clinic exports are worse than that, so blur (soft kernels, thick
-reconstructions), noise (low dose) and JPEG compression (8-bit exports) can be added.
+each ``factor x factor`` block, which is what
+:func:`covidct.preprocess.resample.area_downsample` computes (no OpenCV needed).  Real
+clinic exports are worse than that, so blur (soft kernels, thick reconstructions), noise
+(low dose) and JPEG compression (8-bit exports) can be added.
 Everything is done on HU (noise in HU) except JPEG, which acts on the 8-bit lung-window
 export as it does in practice.
 """
@@ -17,7 +18,11 @@ from typing import Optional
 
 import numpy as np
 
+from ..preprocess.resample import area_downsample
 from ..preprocess.windowing import LUNG_WINDOW_HU, lung_window
+
+__all__ = ["Degradation", "area_downsample", "degrade_hu", "gaussian_blur", "jpeg_roundtrip",
+           "random_degradation"]
 
 
 @dataclass(frozen=True)
@@ -33,24 +38,6 @@ class Degradation:
         return asdict(self)
 
 
-def area_downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block-mean down-sampling over the last two axes (= OpenCV INTER_AREA for integer factors).
-
-    Rows/columns that do not fill a whole block are cropped from the end, so the output is
-    ``floor(size / factor)`` pixels; callers keep sizes divisible by the factor.
-    """
-    factor = int(factor)
-    if factor == 1:
-        return np.asarray(image, dtype=np.float32).copy()
-    image = np.asarray(image, dtype=np.float32)
-    rows, cols = image.shape[-2] // factor, image.shape[-1] // factor
-    if rows < 1 or cols < 1:
-        raise ValueError(f"image {image.shape[-2:]} is smaller than the down-sampling factor {factor}")
-    cropped = image[..., :rows * factor, :cols * factor]
-    blocks = cropped.reshape(image.shape[:-2] + (rows, factor, cols, factor))
-    return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
-
-
 def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
     """In-plane Gaussian blur (soft reconstruction kernel, thick-slice partial volume)."""
     from scipy.ndimage import gaussian_filter
@@ -62,7 +49,10 @@ def gaussian_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def jpeg_roundtrip(unit: np.ndarray, quality: int) -> np.ndarray:
-    """Compress a [0, 1] 2D image as an 8-bit JPEG and decode it again."""
+    """Compress a [0, 1] 2D image as an 8-bit JPEG and decode it again: the one JPEG round trip.
+
+    Values are clipped to [0, 1] and rounded to 8 bits first, as an 8-bit export would be.
+    """
     from PIL import Image
 
     grey = np.round(np.clip(unit, 0.0, 1.0) * 255.0).astype(np.uint8)

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..preprocess.windowing import lung_window
+from ..preprocess.windowing import LUNG_WINDOW_HU, lung_window
 from ..volume import CTVolume
 from . import degradation as deg
 from ..preprocess.body_mask import body_mask_per_slice as body_mask
@@ -32,6 +32,11 @@ CONDITIONS = {
 }
 SSIM_SIGMA_PX = 1.5
 BORDER_PX = 5
+
+
+def _window_text() -> str:
+    """``[-1350, 150]``: the lung window as the figures and the table print it."""
+    return f"[{LUNG_WINDOW_HU[0]:g}, {LUNG_WINDOW_HU[1]:g}]"
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
@@ -106,7 +111,7 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
     flags = infection_flags(data_dir, patient, volume.slice_positions_mm()[picks])
     rng = np.random.default_rng(0)
     results = {"patient": patient, "slices": [int(k) for k in picks], "slice_step": int(slice_step),
-               "window_hu": [-1350, 150], "conditions": {}, "infection_slices": None if flags is None
+               "window_hu": [int(v) for v in LUNG_WINDOW_HU], "conditions": {}, "infection_slices": None if flags is None
                else int(flags.sum())}
     examples = {}
     for name in conditions:
@@ -259,7 +264,7 @@ def write_side_by_side(path: Path, truth: np.ndarray, example: tuple, index: int
                                interpolation="nearest")
         for row in (0, 1):
             axes[row, column].axis("off")
-    fig.suptitle(title + "; lung window [-1350, 150] HU. Data: COVID-CT-MD (Afshar et al. 2021), CC BY 4.0",
+    fig.suptitle(title + f"; lung window {_window_text()} HU. Data: COVID-CT-MD (Afshar et al. 2021), CC BY 4.0",
                  fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -269,7 +274,7 @@ def write_side_by_side(path: Path, truth: np.ndarray, example: tuple, index: int
 
 def format_table(results: dict) -> str:
     lines = [f"Enhancer evaluation on held-out patient {results['patient']} "
-             f"({len(results['slices'])} slices, every {results['slice_step']}th), lung window [-1350, 150] HU",
+             f"({len(results['slices'])} slices, every {results['slice_step']}th), lung window {_window_text()} HU",
              f"{'condition':<14}{'method':<20}{'PSNR slice':>11}{'SSIM slice':>11}{'PSNR body':>11}"
              f"{'SSIM body':>11}{'dPSNR body':>12}{'dSSIM body':>12}"]
     for name, condition in results["conditions"].items():

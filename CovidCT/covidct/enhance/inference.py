@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import DeviceError, InvalidCTError
+from ..errors import InvalidCTError
 from ..preprocess.windowing import LUNG_WINDOW_HU
 from ..progress import CancelToken, ProgressCallback
 from ..volume import CTVolume
@@ -58,19 +58,6 @@ def choose_scale(shape_rows_cols: tuple, scale="auto") -> tuple[int, str]:
     if value not in (1.0, 2.0, 4.0):
         raise InvalidCTError(f"Unsupported enhancement scale '{scale}'; use auto, 1, 2 or 4.")
     return int(value), "requested"
-
-
-def enhanced_geometry(volume: CTVolume, scale: int) -> tuple[tuple, tuple]:
-    """(spacing, origin) after multiplying the in-plane matrix by ``scale``.
-
-    The physical extent is preserved: the first new voxel centre sits half a new voxel
-    inside the edge of the first old voxel, i.e. ``origin + D @ ((1/s - 1)/2 * spacing)``
-    along i and j; the slice axis is untouched.
-    """
-    si, sj, sk = volume.spacing_mm
-    shift = np.array([(1.0 / scale - 1.0) / 2.0 * si, (1.0 / scale - 1.0) / 2.0 * sj, 0.0])
-    origin = np.asarray(volume.origin_lps) + volume.direction_lps @ shift
-    return (si / scale, sj / scale, sk), tuple(float(v) for v in origin)
 
 
 def load_enhancer(model_key: str, device, weights_dir=None):
@@ -182,6 +169,64 @@ def _default_batch(device, rows: int, cols: int) -> int:
     return max(1, min(64, budget_px // max(1, rows * cols)))
 
 
+def _checked_input(volume: CTVolume, model: str) -> np.ndarray:
+    """The voxels, after refusing a model or an image the enhancer cannot take."""
+    if model not in MODEL_CHOICES:
+        raise InvalidCTError(f"Unknown enhancer model '{model}'; use one of {', '.join(MODEL_CHOICES)}.")
+    voxels = volume.voxels
+    if voxels.ndim != 3 or min(voxels.shape[1:]) < 8:
+        raise InvalidCTError(f"Cannot enhance an image of shape {voxels.shape}; need slices of at least 8x8 pixels.")
+    return voxels
+
+
+def _enhance_slices(volume: CTVolume, model_key: str, scale: int, device, batch_size: Optional[int],
+                    weights_dir, precision: str, progress: ProgressCallback,
+                    cancel: Optional[CancelToken]) -> tuple:
+    """Every slice through the generator on ``device``: ``(voxels, entry, device, batch)``.
+
+    Batches halve when the device runs out of memory; out of memory with one slice per
+    batch is raised (for :func:`covidct.devices.run_with_cpu_fallback`).  Enhanced values
+    are clipped to the input's range (HU) or [0, 1], and rounded back to int16 for
+    integer HU input.
+    """
+    import torch
+
+    from ..devices import is_out_of_memory, release_gpu_memory
+
+    device = torch.device(device)
+    generator, entry = load_enhancer(model_key, device, weights_dir)
+    voxels = volume.voxels
+    rows, cols = voxels.shape[1:]
+    batch = int(batch_size or _default_batch(device, rows, cols))
+    lo_value, hi_value = float(np.min(voxels)), float(np.max(voxels))
+    out_dtype = np.int16 if (volume.is_hounsfield and voxels.dtype.kind in "iu") else np.float32
+    result = np.empty((voxels.shape[0], rows * scale, cols * scale), dtype=out_dtype)
+    start = 0
+    progress(0.0, "enhance")
+    while start < voxels.shape[0]:
+        if cancel is not None:
+            cancel.check("enhance")
+        stop = min(voxels.shape[0], start + batch)
+        try:
+            enhanced = _enhance_batch(generator, voxels[start:stop].astype(np.float32), scale,
+                                      volume.is_hounsfield, device, precision)
+        except RuntimeError as exc:
+            if batch == 1 or not is_out_of_memory(exc):
+                raise
+            release_gpu_memory()
+            batch = max(1, batch // 2)
+            LOG.warning("enhancer ran out of memory on %s; retrying with batch size %d", device, batch)
+            continue
+        if volume.is_hounsfield:
+            np.clip(enhanced, lo_value, hi_value, out=enhanced)
+        else:
+            np.clip(enhanced, 0.0, 1.0, out=enhanced)
+        result[start:stop] = np.round(enhanced) if out_dtype == np.int16 else enhanced
+        start = stop
+        progress(start / voxels.shape[0], "enhance")
+    return result, entry, device, batch
+
+
 def enhance_volume(volume: CTVolume, scale=4, model: str = DEFAULT_MODEL, device="auto",
                    progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
                    batch_size: Optional[int] = None, weights_dir=None,
@@ -190,18 +235,15 @@ def enhance_volume(volume: CTVolume, scale=4, model: str = DEFAULT_MODEL, device
 
     HU volumes come back in HU (int16 if the input was integer, else float32), clipped to
     the input's value range; non-HU images come back in [0, 1].  The input is not modified.
+    A GPU that runs out of memory even with one slice per batch hands the whole volume
+    to the CPU (``info["fallback"]`` says so).
     """
-    import torch
-
-    from ..devices import select_device
+    from ..devices import run_with_cpu_fallback, select_device
+    from ..preprocess.resample import scaled_in_plane_geometry
 
     started = time.time()
     progress = progress or (lambda fraction, stage: None)
-    if model not in MODEL_CHOICES:
-        raise InvalidCTError(f"Unknown enhancer model '{model}'; use one of {', '.join(MODEL_CHOICES)}.")
-    voxels = volume.voxels
-    if voxels.ndim != 3 or min(voxels.shape[1:]) < 8:
-        raise InvalidCTError(f"Cannot enhance an image of shape {voxels.shape}; need slices of at least 8x8 pixels.")
+    voxels = _checked_input(volume, model)
     chosen, reason = choose_scale(voxels.shape[1:], scale)
     info = {"scale": chosen, "scale_choice": reason, "model": model, "input_shape": list(voxels.shape)}
     if chosen == 1:
@@ -211,58 +253,25 @@ def enhance_volume(volume: CTVolume, scale=4, model: str = DEFAULT_MODEL, device
         return volume.with_voxels(voxels.copy()), info
 
     model_key = MODEL_KEYS[(chosen, model)]
-    target = select_device(device)
-    generator, entry = load_enhancer(model_key, target, weights_dir)
     if (chosen, model) == (2, "gan"):
         info["note"] = "no x2 GAN model is shipped; the x2 fidelity model was used"
-    rows, cols = voxels.shape[1:]
-    batch = int(batch_size or _default_batch(target, rows, cols))
-    lo_value, hi_value = float(np.min(voxels)), float(np.max(voxels))
-    out_dtype = np.int16 if (volume.is_hounsfield and voxels.dtype.kind in "iu") else np.float32
-    result = np.empty((voxels.shape[0], rows * chosen, cols * chosen), dtype=out_dtype)
 
-    start = 0
-    progress(0.0, "enhance")
-    while start < voxels.shape[0]:
-        if cancel is not None:
-            cancel.check("enhance")
-        stop = min(voxels.shape[0], start + batch)
-        chunk = voxels[start:stop].astype(np.float32)
-        try:
-            enhanced = _enhance_batch(generator, chunk, chosen, volume.is_hounsfield, target, precision)
-        except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:  # type: ignore[attr-defined]
-            from ..devices import is_out_of_memory
+    def to_cpu(_exc):
+        LOG.warning("enhancer ran out of GPU memory even with one slice; enhancing on the CPU")
+        info["fallback"] = "out of GPU memory; finished on CPU"
 
-            if not is_out_of_memory(exc):
-                raise
-            if target.type == "cuda":
-                torch.cuda.empty_cache()
-            if batch > 1:
-                batch = max(1, batch // 2)
-                LOG.warning("enhancer ran out of memory on %s; retrying with batch size %d", target, batch)
-                continue
-            if target.type != "cpu":
-                LOG.warning("enhancer ran out of GPU memory even with one slice; continuing on the CPU")
-                target = torch.device("cpu")
-                generator, entry = load_enhancer(model_key, target, weights_dir)
-                info["fallback"] = "out of GPU memory; finished on CPU"
-                continue
-            raise DeviceError("Out of memory while enhancing a single slice on the CPU; "
-                              "free memory or use a smaller scale.") from None
-        if volume.is_hounsfield:
-            np.clip(enhanced, lo_value, hi_value, out=enhanced)
-        else:
-            np.clip(enhanced, 0.0, 1.0, out=enhanced)
-        result[start:stop] = np.round(enhanced) if out_dtype == np.int16 else enhanced
-        start = stop
-        progress(start / voxels.shape[0], "enhance")
-
-    spacing, origin = enhanced_geometry(volume, chosen)
+    result, entry, target, batch = run_with_cpu_fallback(
+        lambda dev: _enhance_slices(volume, model_key, chosen, dev, batch_size, weights_dir, precision,
+                                    progress, cancel),
+        select_device(device),
+        "Out of memory while enhancing a single slice on the CPU; free memory or use a smaller scale.",
+        on_fallback=to_cpu)
+    spacing, origin = scaled_in_plane_geometry(volume, chosen)
     output = volume.with_voxels(result, spacing_mm=spacing, origin_lps=origin)
     info.update({"model_key": model_key, "version": entry.get("version"), "sha256": entry.get("sha256"),
                  "device": str(target), "batch_size": batch,
-                 "precision": str(reduced_precision_dtype(target, precision) or "float32").replace("torch.", ""), "output_shape": list(result.shape),
-                 "seconds": round(time.time() - started, 3)})
+                 "precision": str(reduced_precision_dtype(target, precision) or "float32").replace("torch.", ""),
+                 "output_shape": list(result.shape), "seconds": round(time.time() - started, 3)})
     return output, info
 
 

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..preprocess.body_mask import body_mask_slice
+from ..preprocess.resample import area_downsample
 from ..preprocess.windowing import lung_window
 from ..volume import CTVolume
-from ..preprocess.body_mask import body_mask_slice
-from .degradation import area_downsample
 from .inference import TARGET_MATRIX, choose_scale
 
 MAX_SAMPLED_SLICES = 5

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from .. import weights as weights_mod
-from ..io import write_bytes_atomic, write_text_atomic
+from ..io import write_bytes_atomic
+from ..preprocess.windowing import LUNG_WINDOW_HU
 
 ENHANCER_VERSION = "1.0.0"
 
@@ -42,13 +43,14 @@ def write_generator_weights(directory, key: str, generator, gen_config: dict, tr
         "version": ENHANCER_VERSION,
         "architecture": "SRResNet",
         "config": dict(gen_config),
-        "input": "lung window [-1350, 150] HU scaled to [0, 1]; output = bicubic + learned residual",
+        "input": (f"lung window [{LUNG_WINDOW_HU[0]:g}, {LUNG_WINDOW_HU[1]:g}] HU scaled to [0, 1]; "
+                  "output = bicubic + learned residual"),
         "precision": "float16",
         "training": training,
         "metrics": previous.get("metrics", {}),
         "card": "ENHANCER_CARD.md",
     }
-    write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    weights_mod.write_manifest(key, manifest, directory)
     return weights_path
 
 
@@ -58,7 +60,7 @@ def update_manifest_metrics(directory, key: str, metrics: dict) -> None:
     path = directory / f"{key}.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["metrics"] = metrics
-    write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
+    weights_mod.write_manifest(key, manifest, directory)
 
 
 def load_generator(key: str, directory=None):

@@ -9,13 +9,13 @@ from typing import Optional
 from ..errors import InputNotFoundError, UnsupportedInputError
 from ..volume import CTVolume
 from .atomic_write import atomic_path, write_bytes_atomic, write_text_atomic
-from .dicom_series import is_dicom_file, list_series, load_dicom_series
+from .dicom_series import is_dicom_file, load_dicom_series
 from .slice_images import has_slice_image_suffix, load_slice_image, read_slice_image
 from .volume_files import has_volume_suffix, load_volume_file, save_volume
 
 __all__ = [
     "load_ct", "load_dicom_series", "load_volume_file", "load_slice_image", "read_slice_image",
-    "save_volume", "list_series", "atomic_path", "write_text_atomic", "write_bytes_atomic",
+    "save_volume", "atomic_path", "write_text_atomic", "write_bytes_atomic",
 ]
 
 

@@ -339,12 +339,6 @@ def facts_from_dataset(ds, include_identifiers: bool = False) -> StudyFacts:
     )
 
 
-def list_series(folder) -> list[SeriesSummary]:
-    """The series a DICOM folder holds (for a chooser or an error message)."""
-    headers, _ = _read_headers(Path(folder))
-    return summarize_series(headers)
-
-
 def load_dicom_series(folder, series_uid: Optional[str] = None,
                       include_identifiers: bool = False) -> CTVolume:
     """Load the CT series in ``folder`` as an HU volume with exact LPS geometry."""

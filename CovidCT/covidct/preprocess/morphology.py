@@ -71,16 +71,22 @@ def border_connected_in_plane(mask: np.ndarray) -> np.ndarray:
     return lookup(labels, touches)
 
 
-def bounding_box(mask: np.ndarray, margin) -> tuple:
-    """Slices of the box holding ``mask``, widened by ``margin`` voxels per axis (clipped)."""
+def bounding_box(mask: np.ndarray, margin=0) -> tuple:
+    """Slices of the smallest box holding ``mask``, widened by ``margin`` voxels (clipped to the array).
+
+    ``margin`` is one number for every axis or one per axis.  An empty mask gives empty
+    slices (``slice(0, 0)`` on every axis), so ``array[box]`` is empty rather than an error.
+    Any number of dimensions; the axis projections are cheaper than ``np.nonzero``.
+    """
+    margins = np.broadcast_to(np.asarray(margin, dtype=int), (mask.ndim,))
     box = []
     for axis in range(mask.ndim):
         others = tuple(a for a in range(mask.ndim) if a != axis)
         hits = np.flatnonzero(mask.any(axis=others))
         if hits.size == 0:
             return tuple(slice(0, 0) for _ in range(mask.ndim))
-        box.append(slice(max(0, int(hits[0]) - margin[axis]),
-                         min(mask.shape[axis], int(hits[-1]) + margin[axis] + 1)))
+        box.append(slice(max(0, int(hits[0]) - int(margins[axis])),
+                         min(mask.shape[axis], int(hits[-1]) + int(margins[axis]) + 1)))
     return tuple(box)
 
 

@@ -12,34 +12,34 @@ def scaled_in_plane_geometry(volume: CTVolume, scale: float) -> tuple[tuple, tup
     """Spacing and origin of a grid ``scale`` times finer in-plane, same physical extent.
 
     Voxel centres move: the first new centre sits half a new voxel inside the old first
-    voxel's edge, i.e. ``origin + D @ ((1/scale - 1) / 2 * spacing)`` along i and j.
+    voxel's edge, i.e. ``origin + D @ ((1/scale - 1) / 2 * spacing)`` along i and j; the
+    slice axis is untouched.  ``scale < 1`` gives the coarser grid of a down-sampling.
     """
     sx, sy, sz = volume.spacing_mm
     new_spacing = (sx / scale, sy / scale, sz)
     shift_ijk = np.array([(1.0 / scale - 1.0) / 2.0 * sx, (1.0 / scale - 1.0) / 2.0 * sy, 0.0])
     new_origin = np.asarray(volume.origin_lps) + volume.direction_lps @ shift_ijk
-    return new_spacing, tuple(new_origin)
-
-
-def resize_in_plane(volume: CTVolume, scale: float, order: int = 3) -> CTVolume:
-    """Spline interpolation of every slice by ``scale`` (bicubic for order=3); geometry exact."""
-    new_rows = int(round(volume.shape[1] * scale))
-    new_cols = int(round(volume.shape[2] * scale))
-    zoom = (1.0, new_rows / volume.shape[1], new_cols / volume.shape[2])
-    data = ndimage.zoom(np.asarray(volume.voxels, dtype=np.float32), zoom, order=order,
-                        mode="nearest", grid_mode=True)
-    spacing, origin = scaled_in_plane_geometry(volume, scale)
-    return volume.with_voxels(data, spacing_mm=spacing, origin_lps=origin)
+    return new_spacing, tuple(float(v) for v in new_origin)
 
 
 def area_downsample(image: np.ndarray, factor: int) -> np.ndarray:
-    """Block mean over ``factor`` x ``factor`` pixels of the last two axes (OpenCV INTER_AREA
-    for integer factors); trailing rows/columns that do not fill a block are dropped."""
-    rows = image.shape[-2] // factor * factor
-    cols = image.shape[-1] // factor * factor
-    trimmed = np.asarray(image, dtype=np.float32)[..., :rows, :cols]
-    shape = trimmed.shape[:-2] + (rows // factor, factor, cols // factor, factor)
-    return trimmed.reshape(shape).mean(axis=(-3, -1))
+    """Block mean over ``factor`` x ``factor`` pixels of the last two axes, float32.
+
+    This is OpenCV's ``INTER_AREA`` for an integer factor (the down-sampling the enhancer
+    paper made its low-quality inputs with), without OpenCV.  Rows/columns that do not
+    fill a whole block are dropped from the end, so the output is ``floor(size / factor)``
+    pixels.  The mean is accumulated in float64.
+    """
+    factor = int(factor)
+    if factor == 1:
+        return np.asarray(image, dtype=np.float32).copy()
+    image = np.asarray(image, dtype=np.float32)
+    rows, cols = image.shape[-2] // factor, image.shape[-1] // factor
+    if rows < 1 or cols < 1:
+        raise ValueError(f"image {image.shape[-2:]} is smaller than the down-sampling factor {factor}")
+    cropped = image[..., :rows * factor, :cols * factor]
+    blocks = cropped.reshape(image.shape[:-2] + (rows, factor, cols, factor))
+    return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
 
 
 def resample_to_grid(moving: np.ndarray, moving_volume: CTVolume, reference: CTVolume,

@@ -13,18 +13,11 @@ LUNG_WINDOW_HU = (-1350.0, 150.0)
 
 
 def lung_window(hu: np.ndarray, window_hu: tuple = LUNG_WINDOW_HU) -> np.ndarray:
-    """HU -> float32 in [0, 1] (values outside the window are clipped)."""
+    """HU -> float32 grey in [0, 1] through ``window_hu = (low, high)``, clipped outside it.
+
+    Every window/level display in the core goes through here too (the report's panels),
+    so a model input and a picture of the same slice are the same numbers.
+    """
     low, high = window_hu
     out = (np.asarray(hu, dtype=np.float32) - low) / (high - low)
     return np.clip(out, 0.0, 1.0, out=out)
-
-
-def inverse_lung_window(unit: np.ndarray, window_hu: tuple = LUNG_WINDOW_HU) -> np.ndarray:
-    """[0, 1] -> HU (the inverse of :func:`lung_window` inside the window)."""
-    low, high = window_hu
-    return np.asarray(unit, dtype=np.float32) * (high - low) + low
-
-
-def window_to_uint8(hu: np.ndarray, window_hu: tuple = LUNG_WINDOW_HU) -> np.ndarray:
-    """HU -> 8-bit grey, as an export with the lung window would look."""
-    return np.round(lung_window(hu, window_hu) * 255.0).astype(np.uint8)

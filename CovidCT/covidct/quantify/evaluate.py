@@ -17,8 +17,9 @@ by SliceLocation):
   with more involved millilitres is the side with more labelled lobe-slices.
 
 One patient per scan, so these are per-patient numbers, not a validation set.  The
-lesion settings' free parameters were compared on P001 only; cap001 and normal001 are
-the check.
+lesion settings' ``min_depth_mm`` and ``grow_mm`` were chosen on P001 and the solid-tube
+rule on the false positives of normal001 and P001, so only cap001 is untouched by the
+choices.
 """
 
 from __future__ import annotations

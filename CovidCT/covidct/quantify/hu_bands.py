@@ -53,7 +53,15 @@ class HUBand:
                 out[key] = None  # JSON has no infinity; None = open end
         return out
 
+    @classmethod
+    def from_dict(cls, item: dict) -> "HUBand":
+        """The band back from :meth:`to_dict`'s JSON form (None = open end)."""
+        low = -math.inf if item.get("low_hu") is None else float(item["low_hu"])
+        high = math.inf if item.get("high_hu") is None else float(item["high_hu"])
+        return cls(item["name"], low, high, bool(item.get("involved", False)), item.get("meaning", ""))
+
     def range_text(self) -> str:
+        """``"-950 to -750 HU"``, ``"< -950 HU"`` or ``">= 0 HU"`` (open ends)."""
         low = "" if math.isinf(self.low_hu) else f"{self.low_hu:g}"
         high = "" if math.isinf(self.high_hu) else f"{self.high_hu:g}"
         if not low:
@@ -119,16 +127,3 @@ def ggo_consolidation_percentages(hu_in_lung: np.ndarray) -> dict:
     cons = (hu_in_lung >= CONSOLIDATION_RANGE_HU[0]) & (hu_in_lung < CONSOLIDATION_RANGE_HU[1])
     return {"ground_glass": 100.0 * np.count_nonzero(ggo) / total,
             "consolidation": 100.0 * np.count_nonzero(cons) / total}
-
-
-def bands_from_dicts(items) -> tuple:
-    """Bands back from their JSON form (None = open end)."""
-    out = []
-    for item in items:
-        low = -math.inf if item.get("low_hu") is None else float(item["low_hu"])
-        high = math.inf if item.get("high_hu") is None else float(item["high_hu"])
-        out.append(HUBand(item["name"], low, high, bool(item.get("involved", False)),
-                          item.get("meaning", "")))
-    bands = tuple(out)
-    validate_bands(bands)
-    return bands

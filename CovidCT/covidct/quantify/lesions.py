@@ -1,10 +1,10 @@
 """Ground-glass and consolidation lesions inside the lung mask, told apart from vessels by shape.
 
 Why not HU bands alone: every vessel carries a partial-volume rim in the ground-glass
-range, so bands read a healthy lung as 15-20 % "involved".  The older voxel filter
-(:mod:`.vessels`) fixed that but also threw away the lesions: a real COVID-19 opacity
-is patchy (crazy paving, -500 to -150 HU next to each other), its denser parts looked
-like "thin vessels", and everything near them was cut, so sick lungs read under 1 %.
+range, so bands read a healthy lung as 15-20 % "involved".  Why not a per-voxel vessel
+filter: a real COVID-19 opacity is patchy (crazy paving, -500 to -150 HU next to each
+other), so its denser parts look like thin vessels and a filter that cuts vessels and
+their rims cuts the lesion with them.
 
 This module looks at the *background* density instead of single voxels.  A vessel is a
 thin bright line on dark lung; a lesion is a region where the lung itself is denser.
@@ -39,33 +39,30 @@ thin bright line on dark lung; a lesion is a region where the lung itself is den
    mask.  ``vessels`` is what the opening removed: lung denser than ``vessel_hu`` on the
    working grid that is not lesion (vessels, airway walls, fissures).
 
-How the defaults were chosen: opening width from vessel calibre (peripheral pulmonary
-vessels are under ~5 mm; a 7.5 mm cuboid removes them) and the slice thickness (one
-neighbour slice on each side at 2 mm); the HU range from the involved bands;
-``min_depth_mm`` and ``grow_mm`` were compared on the COVID-19 scan P001 only (per-slice
-AUC against its slice labels, which was flat for depths 3-6 mm) and then checked on
-cap001 and normal001 with ``python -m covidct.quantify.evaluate``.  The solid-tube rule
-was added after looking at the remaining false positives in normal001 and P001 (all
-hilar vessels), with its volume from vessel anatomy, so normal001 is no longer an
-untouched check for it.
+Why the defaults: the opening width from vessel calibre (peripheral pulmonary vessels
+are under ~5 mm; a 7.5 mm cuboid removes them) and the slice thickness (one neighbour
+slice on each side at 2 mm); the HU range from the involved bands; ``max_solid_ml`` from
+vessel anatomy (step 5).  How they measure on the shared scans, and which scans they
+were chosen on, is ``python -m covidct.quantify.evaluate`` (see its notes).
 
 Limits: a small solid consolidation without ground glass around it (under
-``max_solid_ml``) is dropped with the vessels; a lesion narrower than the cuboid in every direction (a small nodule, a thin
-sub-pleural band) is missed unless it touches a larger one; large hilar structures that
-survive the opening inside the lung mask can read as lesion; dependent (gravitational)
-density in a supine scan looks like ground glass to any density measure.
+``max_solid_ml``) is dropped with the vessels; a lesion narrower than the cuboid in every
+direction (a small nodule, a thin sub-pleural band) is missed unless it touches a larger
+one; large hilar structures that survive the opening inside the lung mask can read as
+lesion; dependent (gravitational) density in a supine scan looks like ground glass to any
+density measure.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 
+from ..preprocess.morphology import bounding_box
 from .hu_bands import DEFAULT_BANDS
-from .vessels import lung_bounding_box
 
 # Boundaries of the ground-glass / consolidation split inside the lesion mask (label values).
 LESION_LABELS = {"ground_glass": 1, "consolidation": 2}
@@ -174,7 +171,7 @@ def segment_lesions(hu: np.ndarray, lung_mask: np.ndarray, spacing_mm, low_hu: f
     vessels = np.zeros(shape, dtype=bool)
     depth = np.zeros(shape, dtype=np.float32)
     spacing = _kji(spacing_mm)
-    box = lung_bounding_box(lung_mask)
+    box = bounding_box(lung_mask, 2)  # two free voxels: the filters see the lung's edge
     lung = lung_mask[box]
     if not lung.any():
         return LesionMasks(lesions, vessels, depth, tuple(spacing), (1, 1, 1))
@@ -206,13 +203,6 @@ def segment_lesions(hu: np.ndarray, lung_mask: np.ndarray, spacing_mm, low_hu: f
     vessels[box] = _to_scan_grid(vessels_low, lung.shape) & lung
     depth[box] = np.where(lung, _to_scan_grid(depth_low, lung.shape), np.float32(0.0))
     return LesionMasks(lesions, vessels, depth, tuple(float(g) for g in grid), size)
-
-
-def lesion_mask(volume, lung_mask: np.ndarray, bands: Sequence = DEFAULT_BANDS,
-                settings: LesionSettings = DEFAULT_LESION_SETTINGS) -> np.ndarray:
-    """Boolean lesion mask (the volume's shape) for saving or display; see the module notes."""
-    return segment_lesions(np.asarray(volume.voxels), lung_mask, volume.spacing_mm,
-                           lowest_involved_hu(bands), settings).lesions
 
 
 def lesion_label_map(volume, lesions: np.ndarray) -> np.ndarray:

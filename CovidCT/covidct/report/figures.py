@@ -8,11 +8,10 @@ composited with the foreground opacity::
 
     rgb = (1 - opacity * alpha) * grey + opacity * alpha * colour(heat)
 
-with ``alpha = 0`` where ``heat < lower_threshold`` and 1 elsewhere.  The constants below
-are the Slicer module's defaults (``CovidCTLib.heatmap_display`` and ``compare_layout``):
-the shipped ``CovidCT-Inferno`` colour table read from the same file, a fixed 0..1
-window, lower threshold 0.3 and foreground opacity 0.4, so the report shows the pixels
-the user saw with the default settings.
+with ``alpha = 0`` where ``heat < lower_threshold`` and 1 elsewhere.  The colour table,
+window, threshold and opacity are the Slicer module's defaults, from :mod:`covidct.display`
+(the colour table read from the same file), so the report shows the pixels the user saw
+with the default settings.
 
 Orientation follows Slicer's axial view (radiological convention): the patient's right
 on the screen's left, anterior at the top.  Letters at the edges are computed from the
@@ -27,35 +26,24 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..preprocess.windowing import LUNG_WINDOW_HU
+from ..display import HEAT_COLORMAP, HEAT_LOWER_THRESHOLD, HEAT_OPACITY, HEAT_RANGE, colour_table_file
+from ..preprocess.windowing import LUNG_WINDOW_HU, lung_window
 from ..result import SliceScore
 from ..volume import CTVolume
 
-HEAT_COLORMAP = "CovidCT-Inferno"
-HEAT_OPACITY = 0.4
-HEAT_LOWER_THRESHOLD = 0.3
-HEAT_RANGE = (0.0, 1.0)
-COLOUR_TABLE_DIRS = (Path(__file__).resolve().parents[2] / "Resources" / "ColorTables",)
 LETTERS = {0: ("R", "L"), 1: ("A", "P"), 2: ("I", "S")}  # (negative, positive) LPS axis letters
 
 
 # --------------------------------------------------------------------------- blending
-def window_level_grey(hu: np.ndarray, window_hu: tuple = LUNG_WINDOW_HU) -> np.ndarray:
-    """HU -> grey in [0, 1] through a window given as (low, high) HU."""
-    low, high = window_hu
-    return np.clip((np.asarray(hu, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
-
-
 @lru_cache(maxsize=8)
 def _table_rgb(colormap: str) -> np.ndarray:
     """``(N, 3)`` RGB in [0, 1] of a Slicer colour-table file (``index name R G B A``), or of
     the matplotlib map of that name (``CovidCT-Inferno`` falls back to ``inferno``)."""
-    for folder in COLOUR_TABLE_DIRS:
-        path = folder / f"{colormap}.txt"
-        if path.is_file():
-            rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and not line.lstrip().startswith("#")]
-            return np.array([[float(v) for v in row[2:5]] for row in rows], dtype=np.float32) / 255.0
+    path = colour_table_file(colormap)
+    if path.is_file():
+        rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+        return np.array([[float(v) for v in row[2:5]] for row in rows], dtype=np.float32) / 255.0
     from matplotlib import colormaps
 
     name = colormap.split("-", 1)[-1].lower() if colormap.startswith("CovidCT-") else colormap
@@ -78,7 +66,7 @@ def blend_like_slicer(hu: np.ndarray, heat: Optional[np.ndarray] = None,
                       lower_threshold: float = HEAT_LOWER_THRESHOLD, colormap: str = HEAT_COLORMAP,
                       value_range: tuple = HEAT_RANGE) -> np.ndarray:
     """RGB float image in [0, 1]: grey CT background with the heatmap foreground composited on top."""
-    grey = window_level_grey(hu, window_hu)
+    grey = lung_window(hu, window_hu)
     rgb = np.repeat(grey[..., None], 3, axis=-1)
     if heat is None:
         return rgb
@@ -207,7 +195,7 @@ def key_slice_images(ct: CTVolume, k: int, heat: Optional[np.ndarray] = None,
     ``window_hu`` is the grey window; pass ``(0, 255)`` for 8-bit slice exports.
     """
     orientation = DisplayOrientation(ct.direction_lps, ct.spacing_mm)
-    out = {"original": orientation.apply(window_level_grey(ct.voxels[k], window_hu)),
+    out = {"original": orientation.apply(lung_window(ct.voxels[k], window_hu)),
            "original_orientation": orientation,
            "overlay": orientation.apply(blend_like_slicer(ct.voxels[k], None if heat is None else heat[k],
                                                           window_hu=window_hu)),
@@ -216,7 +204,7 @@ def key_slice_images(ct: CTVolume, k: int, heat: Optional[np.ndarray] = None,
         ke = matching_slice(ct, k, enhanced)
         if ke is not None:
             enh_orientation = DisplayOrientation(enhanced.direction_lps, enhanced.spacing_mm)
-            out["enhanced"] = enh_orientation.apply(window_level_grey(enhanced.voxels[ke], window_hu))
+            out["enhanced"] = enh_orientation.apply(lung_window(enhanced.voxels[ke], window_hu))
             out["enhanced_orientation"] = enh_orientation
     return out
 

@@ -8,15 +8,24 @@ when the caller explicitly asks (``include_identifiers=True``).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
 from .. import RESEARCH_USE_DISCLAIMER
+from ..display import HEAT_COLORMAP, HEAT_LOWER_THRESHOLD, HEAT_OPACITY, HEAT_RANGE
+from ..preprocess.windowing import LUNG_WINDOW_HU
+from ..quantify.hu_bands import CONSOLIDATION_RANGE_HU, DEFAULT_BANDS, GGO_RANGE_HU, HUBand
+from ..quantify.lung_volumes import SIDES
+from ..quantify.severity import MAX_ZONE_SCORE, NONE_BELOW_PERCENT, SCORE_UPPER_BOUNDS_PERCENT
+from ..quantify.zones import ZONES
 from ..result import AnalysisResult, Quality
 from ..study import StudyFacts
-from .figures import HEAT_COLORMAP, HEAT_LOWER_THRESHOLD, HEAT_OPACITY
 
 FONT = "CovidCT-DejaVuSans"
 FONT_BOLD = "CovidCT-DejaVuSans-Bold"
 PAGE_MARGIN_MM = 16
+# The zone-based score's maximum when a result does not say (5 per zone, 3 zones per lung).
+DEFAULT_SEVERITY_MAX = MAX_ZONE_SCORE * len(ZONES) * len(SIDES)
 
 
 def register_fonts() -> None:
@@ -89,14 +98,38 @@ def _esc(value) -> str:
     return escape("" if value is None else str(value))
 
 
+def _hu_span(range_hu, signed_high: bool = False) -> str:
+    """``(-750, -300)`` -> ``"-750 to -300"``; ``signed_high`` writes a positive end as ``+50``."""
+    low, high = range_hu
+    return f"{low:g} to {high:+g}" if signed_high else f"{low:g} to {high:g}"
+
+
+def _bands(settings: dict) -> tuple:
+    """The HU bands a result was measured with (the defaults when it does not say)."""
+    return tuple(HUBand.from_dict(band) for band in settings.get("bands") or []) or DEFAULT_BANDS
+
+
+def _bands_sentence(settings: dict) -> str:
+    """The bands, the emphysema index and the ground-glass/consolidation split, from the settings."""
+    bands = _bands(settings)
+    split_hu = (settings.get("ground_glass_range_hu") or GGO_RANGE_HU)[1]
+    if bands == DEFAULT_BANDS:
+        closed = ", ".join(f"{b.name} {_hu_span((b.low_hu, b.high_hu))}" for b in bands
+                           if math.isfinite(b.low_hu) and math.isfinite(b.high_hu))
+        text = (f"Bands: SlicerLungCTAnalyzer defaults ({closed} HU), {bands[0].high_hu:g} HU emphysema index")
+    else:
+        text = "Bands: " + ", ".join(f"{b.name} {b.range_text()}" for b in bands)
+    return (text + f", {split_hu:g} HU ground-glass/consolidation split; band shares are of all lung voxels, "
+            "vessels included. ")
+
+
 def _involvement_method(settings: dict, unfiltered_percent) -> str:
     """One paragraph saying how 'involved lung' was measured, from the settings that made it."""
-    bands = ("Bands: SlicerLungCTAnalyzer defaults (inflated -950 to -750, infiltrated -750 to -400, collapsed "
-             "-400 to 0 HU), -950 HU emphysema index, -300 HU ground-glass/consolidation split; band shares are "
-             "of all lung voxels, vessels included. ")
+    bands = _bands_sentence(settings)
     les = settings.get("lesions")
     if not les or str(settings.get("involvement", "")).startswith("voxels"):
-        return bands + "Involved lung = voxels in the infiltrated and collapsed bands (no vessel handling)."
+        involved = " and ".join(b.name for b in _bands(settings) if b.involved)
+        return bands + f"Involved lung = voxels in the {involved} bands (no vessel handling)."
     opening = ", ".join(_fmt(n * g, 1) for n, g in zip(les.get("opening_size_voxels_kji") or [],
                                                       les.get("working_spacing_kji_mm") or []))
     return bands + (
@@ -109,6 +142,17 @@ def _involvement_method(settings: dict, unfiltered_percent) -> str:
         f"at {_fmt(les.get('consolidation_from_hu'), 0)} HU. Raw bands without the lesion mask: "
         f"{_fmt(unfiltered_percent, 1)} %. Missed: small nodules and thin bands narrower than the opening; "
         "dependent density in supine scans reads as ground glass.")
+
+
+def _zone_score_note(severity: dict, severity_max) -> str:
+    """How a zone is scored, from the score bins the result was made with."""
+    none_below = severity.get("none_below_percent", NONE_BELOW_PERCENT)
+    bounds = list(severity.get("score_upper_bounds_percent") or SCORE_UPPER_BOUNDS_PERCENT)
+    bins = [f"0 (none, under {none_below:g} % measured)", f"1 (&lt;{bounds[0]:g} %)"]
+    bins += [f"{score} ({low:g}-{high:g} %)" for score, (low, high) in enumerate(zip(bounds, bounds[1:]), start=2)]
+    bins.append(f"{len(bounds) + 1} (&gt;{bounds[-1]:g} %)")
+    return ("Zone-based: each lung is split into cranio-caudal thirds (lobes are not segmented); each zone "
+            f"scores {', '.join(bins)}. The 0-{severity_max} total is not the lobar 0-25 CT severity score.")
 
 
 def _or(value, default):
@@ -171,31 +215,11 @@ def _decision_basis_lines(result: AnalysisResult) -> list:
     return [line]
 
 
-def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identifiers: bool = False) -> Path:
-    """Write the report PDF for one result; ``figures`` maps ``key_slices`` and ``slice_chart``
-    to PNG paths.  Returns the written path (atomically replaced)."""
+def _header(result: AnalysisResult, include_identifiers: bool, width: float) -> list:
+    """Study facts in two label/value column pairs, ruled off below."""
     from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.units import mm
-    from reportlab.platypus import (Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer,
-                                    Table, TableStyle)
+    from reportlab.platypus import Table, TableStyle
 
-    from reportlab import rl_config
-
-    from ..io import atomic_path
-
-    # Binary (Flate only) streams: reportlab's pure-Python ASCII85 step costs about 1 s on the
-    # key-slice images and makes the file a quarter larger; every PDF reader takes binary.
-    rl_config.useA85 = 0
-    register_fonts()
-    st = _styles()
-    width = A4[0] - 2 * PAGE_MARGIN_MM * mm
-    software = result.software.covidct or "unknown"
-    corads = result.corads
-    story = [Paragraph("CovidCT chest CT analysis", st["title"]),
-             Paragraph(_esc(RESEARCH_USE_DISCLAIMER), st["subtitle"]), Spacer(1, 4 * mm)]
-
-    # Header: study facts.
     rows = study_rows(result.study, include_identifiers)
     half = (len(rows) + 1) // 2
     grid = []
@@ -207,14 +231,20 @@ def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identif
     header.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
                                 ("FONTNAME", (0, 0), (0, -1), FONT_BOLD), ("FONTNAME", (2, 0), (2, -1), FONT_BOLD),
                                 ("LINEBELOW", (0, -1), (-1, -1), 0.5, colors.grey)]))
-    story += [header, Spacer(1, 4 * mm)]
+    return [header]
 
-    # Result box.
+
+def _result_box(result: AnalysisResult, st: dict, width: float) -> list:
+    """Probability, decision and why, quality gate and CO-RADS-style suggestion, boxed."""
+    from reportlab.lib import colors
+    from reportlab.platypus import Paragraph, Table, TableStyle
+
     p = result.probabilities.covid19
     op = result.operating_point
     quality = result.quality or Quality()
     applied = quality.enhancement_applied
     reasons = "; ".join(quality.reasons) or "no quality problem found"
+    corads = result.corads
     lines = [
         f"<b>COVID-19 probability:</b> {_fmt(100 * p, 1, ' %')}",
         f"<b>Decision at threshold {_fmt(result.threshold, 2)}:</b> {_esc(result.decision)} "
@@ -231,77 +261,95 @@ def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identif
                              ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#f4f8fb")),
                              ("LEFTPADDING", (0, 0), (-1, -1), 6), ("TOPPADDING", (0, 0), (-1, -1), 5),
                              ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
-    story += [box]
+    return [box]
 
-    # Quantification.
+
+def _band_row_label(name: str, band_info: dict) -> str:
+    if not band_info:
+        return f"{name.capitalize()} (%)"
+    return f"{name.capitalize()} {HUBand.from_dict(band_info).range_text()} (%)"
+
+
+def _quantification_section(result: AnalysisResult, st: dict, width: float) -> list:
+    """Volumes, involvement and band shares per lung, how involvement was measured, zone scores."""
+    from reportlab.platypus import Paragraph
+
     q = result.quantification
-    story.append(Paragraph("Lung quantification (HU density bands)", st["h2"]))
-    if q:
-        sides = ("right", "left", "total")
-        get = lambda side, key: getattr(q.side(side), key)  # noqa: E731
-        rows = [["", "Right lung", "Left lung", "Both lungs"],
-                ["Lung volume (ml)"] + [_fmt(get(s, "volume_ml"), 0) for s in sides],
-                ["Involved lung (%)"] + [_fmt(get(s, "involvement_percent"), 1) for s in sides],
-                ["Involved lung (ml)"] + [_fmt(get(s, "involved_ml"), 0) for s in sides],
-                ["  of which ground glass (%)"] + [_fmt(get(s, "lesion_ground_glass_percent"), 1) for s in sides],
-                ["  of which consolidation (%)"] + [_fmt(get(s, "lesion_consolidation_percent"), 1) for s in sides],
-                ["All voxels -750 to -300 HU (%)"] + [_fmt(get(s, "ground_glass_percent"), 1) for s in sides],
-                ["All voxels -300 to +50 HU (%)"] + [_fmt(get(s, "consolidation_percent"), 1) for s in sides]]
-        settings = q.settings
-        band_info = {b["name"]: b for b in settings.get("bands", [])}
-        for band in q.total.bands_percent or {}:
-            info = band_info.get(band, {})
-            low = "" if info.get("low_hu") is None else f"{info['low_hu']:g}"
-            high = "" if info.get("high_hu") is None else f"{info['high_hu']:g}"
-            rng = f"< {high}" if not low else (f">= {low}" if not high else f"{low} to {high}")
-            rows.append([f"{band.capitalize()} {rng} HU (%)"] +
-                        [_fmt((get(s, "bands_percent") or {}).get(band), 1) for s in sides])
-        story.append(_table(rows, [0.4 * width, 0.2 * width, 0.2 * width, 0.2 * width]))
-        story.append(Paragraph(_involvement_method(settings, get("total", "involvement_without_vessel_filter_percent")),
-                               st["small"]))
+    story = [Paragraph("Lung quantification (HU density bands)", st["h2"])]
+    if not q:
+        return story + [Paragraph("No quantification available.", st["base"])]
+    settings = q.settings
+    sides = SIDES + ("total",)
+    get = lambda side, key: getattr(q.side(side), key)  # noqa: E731
+    ggo_hu = _hu_span(settings.get("ground_glass_range_hu") or GGO_RANGE_HU, signed_high=True)
+    consolidation_hu = _hu_span(settings.get("consolidation_range_hu") or CONSOLIDATION_RANGE_HU, signed_high=True)
+    rows = [["", "Right lung", "Left lung", "Both lungs"],
+            ["Lung volume (ml)"] + [_fmt(get(s, "volume_ml"), 0) for s in sides],
+            ["Involved lung (%)"] + [_fmt(get(s, "involvement_percent"), 1) for s in sides],
+            ["Involved lung (ml)"] + [_fmt(get(s, "involved_ml"), 0) for s in sides],
+            ["  of which ground glass (%)"] + [_fmt(get(s, "lesion_ground_glass_percent"), 1) for s in sides],
+            ["  of which consolidation (%)"] + [_fmt(get(s, "lesion_consolidation_percent"), 1) for s in sides],
+            [f"All voxels {ggo_hu} HU (%)"] + [_fmt(get(s, "ground_glass_percent"), 1) for s in sides],
+            [f"All voxels {consolidation_hu} HU (%)"] + [_fmt(get(s, "consolidation_percent"), 1) for s in sides]]
+    band_info = {b["name"]: b for b in settings.get("bands", [])}
+    for band in q.total.bands_percent or {}:
+        rows.append([_band_row_label(band, band_info.get(band, {}))] +
+                    [_fmt((get(s, "bands_percent") or {}).get(band), 1) for s in sides])
+    story.append(_table(rows, [0.4 * width, 0.2 * width, 0.2 * width, 0.2 * width]))
+    story.append(Paragraph(_involvement_method(settings, get("total", "involvement_without_vessel_filter_percent")),
+                           st["small"]))
 
-        # Zone scores.
-        story.append(Paragraph("Zone-based CT severity score", st["h2"]))
-        rows = [["Zone", "Right: involved % / score", "Left: involved % / score"]]
-        for zone in ("upper", "middle", "lower"):
-            cells = [zone.capitalize()]
-            for side in ("right", "left"):
-                z = (q.side(side).zones or {}).get(zone)
-                cells.append(f"{_fmt(z.involvement_percent if z else None, 1)} % / {z.score if z else '-'}")
-            rows.append(cells)
-        total = q.total
-        rows.append(["Total", f"{_or(total.severity_score, '-')} of {_or(total.severity_max, 30)}", ""])
-        story.append(_table(rows, [0.2 * width, 0.4 * width, 0.4 * width]))
-        story.append(Paragraph(
-            "Zone-based: each lung is split into cranio-caudal thirds (lobes are not segmented); each zone "
-            "scores 0 (none, under 1 % measured), 1 (&lt;5 %), 2 (5-25 %), 3 (25-50 %), 4 (50-75 %), 5 (&gt;75 %). "
-            "The 0-30 total is not the lobar 0-25 CT severity score.", st["small"]))
-    else:
-        story.append(Paragraph("No quantification available.", st["base"]))
+    story.append(Paragraph("Zone-based CT severity score", st["h2"]))
+    rows = [["Zone", "Right: involved % / score", "Left: involved % / score"]]
+    for zone in ZONES:
+        cells = [zone.capitalize()]
+        for side in SIDES:
+            z = (q.side(side).zones or {}).get(zone)
+            cells.append(f"{_fmt(z.involvement_percent if z else None, 1)} % / {z.score if z else '-'}")
+        rows.append(cells)
+    severity_max = _or(q.total.severity_max, DEFAULT_SEVERITY_MAX)
+    rows.append(["Total", f"{_or(q.total.severity_score, '-')} of {severity_max}", ""])
+    story.append(_table(rows, [0.2 * width, 0.4 * width, 0.4 * width]))
+    story.append(Paragraph(_zone_score_note(settings.get("severity") or {}, severity_max), st["small"]))
+    return story
 
-    # CO-RADS-style suggestion.
-    story.append(Paragraph("CO-RADS-style suggestion (not a diagnosis)", st["h2"]))
+
+def _corads_section(result: AnalysisResult, st: dict) -> list:
+    from reportlab.platypus import Paragraph
+
+    corads = result.corads
     items = "".join(f"<br/>&bull; {_esc(r)}" for r in (corads.reasons if corads else []))
-    story.append(Paragraph(f"<b>{_esc(corads.text if corads else '-')}</b>{items}", st["base"]))
-    story.append(Paragraph(_esc(corads.note if corads else ""), st["small"]))
+    return [Paragraph("CO-RADS-style suggestion (not a diagnosis)", st["h2"]),
+            Paragraph(f"<b>{_esc(corads.text if corads else '-')}</b>{items}", st["base"]),
+            Paragraph(_esc(corads.note if corads else ""), st["small"])]
 
-    # Figures.
-    story.append(PageBreak())
-    story.append(Paragraph("Key slices (highest-scoring): original | enhanced | heatmap overlay", st["h2"]))
+
+def _figures_section(figures: dict, st: dict, width: float) -> list:
+    """A new page: the key-slice panels (with how they are drawn) and the per-slice chart."""
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Image, PageBreak, Paragraph
+
+    story = [PageBreak(), Paragraph("Key slices (highest-scoring): original | enhanced | heatmap overlay", st["h2"])]
     key_png = figures.get("key_slices")
     if key_png and Path(key_png).exists():
         story.append(_scaled_image(Image, key_png, width, 175 * mm))
         story.append(Paragraph(
-            f"Lung window -1350 to 150 HU; heatmap: colour table {HEAT_COLORMAP}, window 0 to 1, opacity "
-            f"{100 * HEAT_OPACITY:.0f} %, values under {HEAT_LOWER_THRESHOLD:g} transparent (the Slicer module's "
-            "defaults). Letters give the patient's orientation; the bar gives the scale.",
+            f"Lung window {_hu_span(LUNG_WINDOW_HU)} HU; heatmap: colour table {HEAT_COLORMAP}, window "
+            f"{HEAT_RANGE[0]:g} to {HEAT_RANGE[1]:g}, opacity {100 * HEAT_OPACITY:.0f} %, values under "
+            f"{HEAT_LOWER_THRESHOLD:g} transparent (the Slicer module's defaults). Letters give the patient's "
+            "orientation; the bar gives the scale.",
             st["small"]))
     chart_png = figures.get("slice_chart")
     if chart_png and Path(chart_png).exists():
         story.append(Paragraph("Per-slice score along z", st["h2"]))
         story.append(_scaled_image(Image, chart_png, width, 70 * mm))
+    return story
 
-    # Models and software.
+
+def _models_section(result: AnalysisResult, st: dict, width: float) -> list:
+    """Which classifier and enhancer (name, version, sha256) and which software made the numbers."""
+    from reportlab.platypus import KeepTogether, Paragraph
+
     rows = [["Component", "Name", "Version", "sha256"]]
     for key in ("classifier", "enhancer"):
         m = getattr(result.model, key)
@@ -310,11 +358,17 @@ def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identif
                          Paragraph(_esc(_or(m.sha256, "-")), st["small"])])
         else:
             rows.append([key, "not used", "-", "-"])
-    rows.append(["software", "covidct", _esc(software), "-"])
-    story.append(KeepTogether([Paragraph("Models and software", st["h2"]),
-                               _table(rows, [0.15 * width, 0.25 * width, 0.12 * width, 0.48 * width])]))
+    rows.append(["software", "covidct", _esc(_software(result)), "-"])
+    return [KeepTogether([Paragraph("Models and software", st["h2"]),
+                          _table(rows, [0.15 * width, 0.25 * width, 0.12 * width, 0.48 * width])])]
 
-    # Disclaimer and reader's assessment.
+
+def _reader_section(st: dict, width: float) -> list:
+    """The disclaimer again and lines for the reader's assessment, name, date and signature."""
+    from reportlab.lib import colors
+    from reportlab.lib.units import mm
+    from reportlab.platypus import KeepTogether, Paragraph, Spacer, Table, TableStyle
+
     reader = [Paragraph("Reader's assessment", st["h2"]), Paragraph(_esc(RESEARCH_USE_DISCLAIMER), st["disclaimer"]),
               Spacer(1, 3 * mm)]
     line_rows = [[""] for _ in range(4)] + [["Reader name: " + "_" * 40 + "   Date: " + "_" * 18],
@@ -324,9 +378,25 @@ def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identif
                                      ("FONTNAME", (0, 0), (-1, -1), FONT), ("FONTSIZE", (0, 0), (-1, -1), 9),
                                      ("VALIGN", (0, 0), (-1, -1), "BOTTOM")]))
     reader.append(lines_table)
-    story.append(KeepTogether(reader))
+    return [KeepTogether(reader)]
 
-    output_pdf = Path(output_pdf)
+
+def _software(result: AnalysisResult) -> str:
+    return result.software.covidct or "unknown"
+
+
+def _write(story: list, output_pdf: Path, software: str) -> Path:
+    """Lay the story out on numbered A4 pages into ``output_pdf`` (atomically replaced)."""
+    from reportlab import rl_config
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import SimpleDocTemplate
+
+    from ..io import atomic_path
+
+    # Binary (Flate only) streams: reportlab's pure-Python ASCII85 step costs about 1 s on the
+    # key-slice images and makes the file a quarter larger; every PDF reader takes binary.
+    rl_config.useA85 = 0
     footer = f"CovidCT {software} - research use only, not for clinical diagnosis"
     with atomic_path(output_pdf) as tmp:
         doc = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=PAGE_MARGIN_MM * mm,
@@ -335,6 +405,28 @@ def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identif
                                 subject="Research-use chest CT analysis report", creator="CovidCT")
         doc.build(story, canvasmaker=_numbered_canvas_class(footer))
     return output_pdf
+
+
+def build_pdf(result: AnalysisResult, output_pdf, figures: dict, include_identifiers: bool = False) -> Path:
+    """Write the report PDF for one result; ``figures`` maps ``key_slices`` and ``slice_chart``
+    to PNG paths.  Returns the written path (atomically replaced)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, Spacer
+
+    register_fonts()
+    st = _styles()
+    width = A4[0] - 2 * PAGE_MARGIN_MM * mm
+    story = [Paragraph("CovidCT chest CT analysis", st["title"]),
+             Paragraph(_esc(RESEARCH_USE_DISCLAIMER), st["subtitle"]), Spacer(1, 4 * mm)]
+    story += _header(result, include_identifiers, width) + [Spacer(1, 4 * mm)]
+    story += _result_box(result, st, width)
+    story += _quantification_section(result, st, width)
+    story += _corads_section(result, st)
+    story += _figures_section(figures, st, width)
+    story += _models_section(result, st, width)
+    story += _reader_section(st, width)
+    return _write(story, Path(output_pdf), _software(result))
 
 
 def _scaled_image(image_cls, path, max_width, max_height):

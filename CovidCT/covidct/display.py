@@ -1,0 +1,21 @@
+"""How the heatmap is shown over the CT: one set of defaults for the Slicer module and the report.
+
+The report redraws a Slicer slice view with the module's default settings (see
+:mod:`covidct.report.figures`), so the module's parameter node, its display functions
+and the report all read them here: the shipped perceptual colour table, a fixed 0..1
+window (colours comparable between patients), scores under the lower threshold fully
+transparent (weak evidence must not hide the CT) and the foreground opacity.
+"""
+
+from pathlib import Path
+
+HEAT_COLORMAP = "CovidCT-Inferno"
+HEAT_OPACITY = 0.4
+HEAT_LOWER_THRESHOLD = 0.3
+HEAT_RANGE = (0.0, 1.0)
+COLOUR_TABLE_DIR = Path(__file__).resolve().parents[1] / "Resources" / "ColorTables"
+
+
+def colour_table_file(name: str = HEAT_COLORMAP) -> Path:
+    """The shipped Slicer colour-table file of ``name`` (``index name R G B A`` per line)."""
+    return COLOUR_TABLE_DIR / f"{name}.txt"
