@@ -105,8 +105,9 @@ def score_grid(clf, scans: list) -> dict:
     """Slice scores per condition and scan (each scan by the members that never saw it)."""
     out = {}
     for scan, covid, infection, units in scans:
-        scan_clf = clf.held_out_for(scan) or clf
-        out[scan] = {"covid_scan": covid, "infection": infection.tolist(), "in_sample": clf.held_out_for(scan) is None,
+        held_out = clf.held_out_for(scan)
+        scan_clf = held_out or clf
+        out[scan] = {"covid_scan": covid, "infection": infection.tolist(), "in_sample": held_out is None,
                      "scores": {c: scan_clf.predict(units[c])[0].astype(float) for c in CONDITIONS}}
     return out
 
