@@ -11,7 +11,11 @@ left the generator under-trained.  This one is sized by wall-clock time instead:
 - **Schedule by budget.** Linear warm-up, then cosine decay over the budget's progress,
   which is ``max(step / max_steps, elapsed / max_seconds)``: a slower machine anneals over
   fewer steps instead of stopping mid-schedule.
-- **EMA of the weights** (decay ``ema_decay``) is what is validated and exported.
+- **EMA of the weights** (decay ``ema_decay``, warmed up as ``(1 + step) / (10 + step)``) is
+  what is validated and exported.  Averaged weights do not match averaged batch-norm
+  statistics, so the EMA copy's statistics are re-estimated on fixed training batches
+  before it is scored or exported (:func:`refresh_batch_norm`, as stochastic weight
+  averaging does); without it the EMA model scored near bicubic.
 - **Validation curve.** Every ``validate_every`` steps the EMA generator restores whole
   slices of each validation patient (clean x4 area down-sampling, as the evaluation does) and
   PSNR/SSIM inside the body, with bicubic's, are appended to ``validation.jsonl``.
@@ -99,16 +103,36 @@ class EMA:
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
         for key, value in module.state_dict().items():
             if value.is_floating_point():
-                self.shadow[key].mul_(self.decay).add_(value.detach(), alpha=1.0 - self.decay)
+                self.shadow[key].mul_(decay).add_(value.detach(), alpha=1.0 - decay)
             else:
                 self.shadow[key].copy_(value)
 
     def copy_to(self, module: torch.nn.Module) -> torch.nn.Module:
         module.load_state_dict(self.shadow)
         return module
+
+
+@torch.no_grad()
+def refresh_batch_norm(module: torch.nn.Module, batches, device) -> torch.nn.Module:
+    """Re-estimate every batch-norm layer's running mean/variance from ``batches`` (inputs only)."""
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return module
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    module.train()
+    for low in batches:
+        module(low.to(device))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    module.eval()
+    return module
 
 
 class ValidationSlices:
@@ -229,10 +253,21 @@ class BudgetedRun:
                                    "ema": ema.shadow, "numpy_rng": rng.bit_generator.state,
                                    "torch_rng": torch.get_rng_state()})
 
+        norm_rng_seed = self.config.get("seed", 0) + 120
+        norm_batches = int(cfg.get("batch_norm_batches", 16))
+
+        def ema_model():
+            """The EMA weights with batch-norm statistics measured for them (same batches every time)."""
+            model = ema.copy_to(build_generator(gen_config).to(self.device))
+            fixed = np.random.default_rng(norm_rng_seed)
+            batches = [make_pair_batch(pairs, cfg["batch"], 4, fixed, degradation_cfg, self.config["data"]["patch_hr"])[0]
+                       for _ in range(norm_batches)]
+            return refresh_batch_norm(model, batches, self.device)
+
         def validate():
             if not validation.items:
                 return None
-            scored = validation.score(ema.copy_to(build_generator(gen_config).to(self.device)), self.device)
+            scored = validation.score(ema_model(), self.device)
             row = {"step": step, "elapsed_s": round(elapsed, 1), "patients": scored}
             with open(self.run_dir / CURVE_NAME, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row) + "\n")
@@ -250,7 +285,7 @@ class BudgetedRun:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            ema.update(generator)
+            ema.update(generator, step)
             step += 1
             elapsed += time.time() - started
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
@@ -263,7 +298,8 @@ class BudgetedRun:
                 last_checkpoint = time.time()
         checkpoint()
         final = validate() if step % cfg.get("validate_every", 300) else self._last_curve_row()
-        export = ema.copy_to(build_generator(gen_config))
+        export = ema_model().cpu()
+        torch.save(export.state_dict(), self.run_dir / "generator_ema_refreshed.pt")
         summary = {"steps": step, "seconds": round(elapsed, 1), "final_l1": running, "fingerprint": self.fingerprint,
                    "final_validation": final["patients"] if final else None}
         write_text_atomic(self.run_dir / "summary_budgeted.json", json.dumps(summary, indent=2) + "\n")

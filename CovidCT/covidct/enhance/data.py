@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -159,7 +160,7 @@ def pair_patch_cache(data_dir, patients, patch: int, per_slice: int, seed: int, 
                                           rng, min_mean_hu, thick, reformat_share))
     pairs = np.concatenate(parts)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial.npy")
+    tmp = path.with_suffix(f".{os.getpid()}.partial.npy")  # two runs may build the same cache at once
     np.save(tmp, pairs)
     tmp.replace(path)
     return pairs

@@ -237,16 +237,12 @@ class Trainer:
         return "generator_x4_refined" if self.config.get("refine") else "generator_x4_fidelity"
 
     def train_budgeted(self) -> dict:
-        from .budgeted_training import BudgetedRun, EMA
+        from .budgeted_training import BudgetedRun
 
-        run = BudgetedRun(self.config, self.data_dir, self.work_dir, self.weights_dir, self.log, str(self.device))
-        summary = run.run()
-        gen_config = {**self.config["generator"], "scale": 4}
-        state = torch.load(self.work_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-        generator = build_generator(gen_config)
-        holder = EMA(generator, 0.0)
-        holder.shadow = state["ema"]
-        self._save("generator_x4_budgeted", holder.copy_to(generator))
+        summary = BudgetedRun(self.config, self.data_dir, self.work_dir, self.weights_dir, self.log,
+                              str(self.device)).run()
+        # The exported generator (EMA weights, batch norm re-estimated) is where the GAN starts.
+        (self.work_dir / "generator_ema_refreshed.pt").replace(self._ckpt("generator_x4_budgeted"))
         return summary
 
     def train_refine(self) -> dict:
