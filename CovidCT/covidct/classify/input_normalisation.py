@@ -250,16 +250,21 @@ def standardise_histogram(unit: np.ndarray) -> np.ndarray:
     return (ranks / float(flat.size)).reshape(np.shape(unit))
 
 
-STANDARDISATIONS = ("equalise", "none", "harmonise")
+STANDARDISATIONS = ("equalise", "none", "harmonise", "harmonise_gated")
 
 
 def standardise(unit: np.ndarray, method: str = "equalise") -> np.ndarray:
     """Step 4 by name: ``harmonise`` (2.0: each image's window mapped to the canonical one,
-    :mod:`.harmonise`), ``none`` (1.1-1.3: as exported) or ``equalise`` (1.0 ablation)."""
+    :mod:`.harmonise`), ``harmonise_gated`` (1.3.2: only beyond the estimator's noise),
+    ``none`` (1.1-1.3: as exported) or ``equalise`` (1.0 ablation)."""
     if method == "harmonise":
         from .harmonise import harmonise
 
         return harmonise(unit)
+    if method == "harmonise_gated":
+        from .harmonise import harmonise_gated
+
+        return harmonise_gated(unit)
     if method == "equalise":
         return standardise_histogram(unit)
     if method == "none":
