@@ -110,8 +110,12 @@ def copy_window_level(source_node, target_node) -> None:
     target.SetInterpolate(source.GetInterpolate())
 
 
-def set_lung_window(volume_node, window_hu: float = 1500.0, level_hu: float = -600.0) -> None:
-    """The standard lung window (what a radiologist reads COVID-19 findings in)."""
+def set_lung_window(volume_node, window_hu: float = None, level_hu: float = None) -> None:
+    """The standard lung window (what a radiologist reads COVID-19 findings in; the models' window)."""
+    from covidct.display import LUNG_WINDOW_LEVEL_HU, LUNG_WINDOW_WIDTH_HU
+
+    window_hu = LUNG_WINDOW_WIDTH_HU if window_hu is None else window_hu
+    level_hu = LUNG_WINDOW_LEVEL_HU if level_hu is None else level_hu
     display = volume_node.GetDisplayNode()
     if display is None:
         volume_node.CreateDefaultDisplayNodes()

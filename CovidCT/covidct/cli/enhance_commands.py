@@ -56,7 +56,9 @@ def register(subparsers) -> None:
     e.add_argument("--patient", default="P001", help="held-out patient folder under covid-ct-md (default: P001)")
     e.add_argument("--slice-step", type=int, default=4, help="use every Nth slice (default: 4)")
     e.add_argument("--conditions", nargs="+", default=["x2", "x4", "x4_realistic"],
-                   choices=("x2", "x4", "x4_realistic"))
+                   choices=("x2", "x4", "x4_realistic", "x4_soft_kernel", "x4_sharp_kernel", "x4_low_dose",
+                            "x4_thick_slice", "x4_jpeg"),
+                   help="degradations to score (the x4_* single faults give the gain per degradation)")
     e.add_argument("--models", nargs="+", default=["fidelity", "gan"], choices=("fidelity", "gan"))
     e.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="generator arithmetic (auto: bf16 where the hardware has it; compare with fp32)")

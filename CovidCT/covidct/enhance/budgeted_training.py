@@ -187,8 +187,11 @@ class BudgetedRun:
         self.device = torch.device(device)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = config_fingerprint(config)
+        self.pairs: Optional[np.ndarray] = None  # set to train on given pairs instead of the patient cache
 
     def _pairs(self) -> np.ndarray:
+        if self.pairs is not None:
+            return self.pairs
         d = self.config["data"]
         pairs = pair_patch_cache(self.data_dir, d["train_patients"], d["patch_hr"], d["patches_per_slice"],
                                  self.config.get("seed", 0), d.get("min_mean_hu", -900.0), d.get("thick_slices", 3),
@@ -220,7 +223,8 @@ class BudgetedRun:
         lines = path.read_text(encoding="utf-8").strip().splitlines()
         return json.loads(lines[-1]) if lines else None
 
-    def run(self) -> dict:
+    def run(self, stop_at_step: Optional[int] = None) -> dict:
+        """Train until the budget is spent (or ``stop_at_step``, as a kill after a checkpoint would)."""
         cfg = self.cfg
         torch.set_num_threads(int(self.config.get("threads", 1)))
         torch.manual_seed(self.config.get("seed", 0) + 11)
@@ -276,7 +280,7 @@ class BudgetedRun:
             self.log(f"[budgeted] step {step} validation (EMA, clean x4, body): {gains}")
             return row
 
-        while step < max_steps and elapsed < max_seconds:
+        while step < min(max_steps, stop_at_step or max_steps) and elapsed < max_seconds:
             started = time.time()
             lr = budget_lr(step, elapsed, cfg)
             _set_lr(optimizer, lr)
