@@ -52,8 +52,8 @@ CURVE_NAME = "validation.jsonl"
 
 
 def config_fingerprint(config: dict) -> str:
-    """What a checkpoint must match to be resumed: everything but the budget and logging."""
-    relevant = {k: v for k, v in config.items() if k not in ("description",)}
+    """What a checkpoint must match to be resumed: the recipe, not its name, budget or logging."""
+    relevant = {k: v for k, v in config.items() if k not in ("name", "description")}
     budget = dict(relevant.get("budgeted", {}))
     for key in ("max_seconds", "max_steps", "log_every", "validate_every", "checkpoint_seconds"):
         budget.pop(key, None)
