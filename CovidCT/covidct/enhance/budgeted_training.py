@@ -10,7 +10,10 @@ left the generator under-trained.  This one is sized by wall-clock time instead:
   refused rather than silently mixed.
 - **Schedule by budget.** Linear warm-up, then cosine decay over the budget's progress,
   which is ``max(step / max_steps, elapsed / max_seconds)``: a slower machine anneals over
-  fewer steps instead of stopping mid-schedule.
+  fewer steps instead of stopping mid-schedule.  ``elapsed`` counts the process's CPU
+  seconds (``time.process_time``: core-seconds of compute), so other work on a shared
+  machine does not shorten the training; the first runs (``enhancer_v2_c32``/``c64``)
+  counted wall seconds, both under the same load.
 - **EMA of the weights** (decay ``ema_decay``, warmed up as ``(1 + step) / (10 + step)``) is
   what is validated and exported.  Averaged weights do not match averaged batch-norm
   statistics, so the EMA copy's statistics are re-estimated on fixed training batches
@@ -281,7 +284,7 @@ class BudgetedRun:
             return row
 
         while step < min(max_steps, stop_at_step or max_steps) and elapsed < max_seconds:
-            started = time.time()
+            started = time.process_time()
             lr = budget_lr(step, elapsed, cfg)
             _set_lr(optimizer, lr)
             low, high = make_pair_batch(pairs, cfg["batch"], 4, rng, degradation_cfg, self.config["data"]["patch_hr"])
@@ -291,7 +294,7 @@ class BudgetedRun:
             optimizer.step()
             ema.update(generator, step)
             step += 1
-            elapsed += time.time() - started
+            elapsed += time.process_time() - started
             running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
             if step % cfg.get("log_every", 50) == 0:
                 self.log(f"[budgeted] step {step} L1 {running:.5f} lr {lr:.2e} {elapsed:.0f}/{max_seconds:.0f}s")
