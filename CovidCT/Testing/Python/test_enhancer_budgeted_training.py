@@ -149,3 +149,18 @@ def test_each_single_fault_condition_differs_from_clean_x4_and_gain_cis_cover_th
     values = rng.normal(2.0, 0.5, 40)
     low, high = mean_ci(values)
     assert low < values.mean() < high and high - low < 0.5
+
+
+def test_texture_metrics_see_smoothing_noise_and_a_grid():
+    from covidct.enhance.evaluation import texture_metrics
+
+    rng = np.random.default_rng(0)
+    truth = np.clip(rng.normal(0.5, 0.05, (2, 32, 32)), 0, 1)
+    body = np.ones_like(truth, dtype=bool)
+    same = texture_metrics(truth, truth, body, 4)
+    assert same["high_frequency_power_ratio"] == pytest.approx(1.0) and same["grid_phase_bias_hu"] == 0.0
+    smooth = texture_metrics(deg.gaussian_blur(truth, 1.5), truth, body, 4)
+    assert smooth["high_frequency_power_ratio"] < 0.3
+    grid = truth.copy()
+    grid[:, ::4, ::4] += 0.02  # one phase of every 4x4 block brighter: a sub-pixel grid
+    assert texture_metrics(grid, truth, body, 4)["grid_phase_bias_hu"] > 5.0
