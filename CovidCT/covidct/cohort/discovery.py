@@ -36,6 +36,9 @@ class ScanInput:
     scan_id: str                 # what the cohort table shows (the manifest's id, else the key)
     path: str                    # folder or file given to ``analyze_scan``
     series_uid: Optional[str] = None
+    # Whether ``analyze_scan`` must be told the series: only when its folder holds others, so
+    # a lone series fails with exactly the message ``covidct analyze FOLDER`` would give.
+    choose_series: bool = False
     label: Optional[int] = None  # 1 COVID-19, 0 not, None unknown
     fingerprint: str = ""
     files: list = field(default_factory=list)  # what the content hash covers
@@ -98,14 +101,20 @@ def discover_folder(root) -> list[ScanInput]:
         uid = str(getattr(ds, "SeriesInstanceUID", ""))
         series_files[uid].append(path)
         has_pixels[uid] |= "Rows" in ds
+    series_in_folder = defaultdict(set)  # every series with a file directly in a folder
+    for uid, files in series_files.items():
+        for path in files:
+            series_in_folder[path.parent].add(uid)
     scans = []
-    folders_with_series = set()
+    folders_with_series = set(series_in_folder)
     for uid, files in series_files.items():
         if not has_pixels[uid]:
             continue  # structured reports, key-object notes: nothing to analyse
         folder = Path(os.path.commonpath([str(f.parent) for f in files]))
-        folders_with_series.update(f.parent for f in files)
-        scans.append(_scan(root, folder, uid, files))
+        scan = _scan(root, folder, uid, files)
+        scan.choose_series = len(set().union(*(uids for where, uids in series_in_folder.items()
+                                               if where == folder or folder in where.parents))) > 1
+        scans.append(scan)
     # A folder of files that are all unreadable is still a scan the user expects to see, as failed.
     broken = defaultdict(list)
     for path in unreadable:
@@ -138,6 +147,7 @@ def read_manifest_csv(csv_path) -> list[ScanInput]:
         series_uid = (row.get("series_uid") or "").strip() or None
         scan = _scan(csv_path.parent, path, series_uid, _files_of(path), (row.get("id") or "").strip(),
                      parse_label(row.get("label"), f"{csv_path.name} line {number}"))
+        scan.choose_series = series_uid is not None
         if scan.key in seen or scan.scan_id in seen:
             raise UnsupportedInputError(f"{csv_path.name} line {number}: '{row['path']}' (id '{scan.scan_id}') is "
                                         "listed twice. Each scan must appear once.")

@@ -114,7 +114,8 @@ def analyze_on_worker(scan: ScanInput, result_dir: str, options: AnalysisOptions
         began = time.perf_counter()
         outcome = {"key": scan.key, "worker": str(worker.name), "device": store.device,
                    "content_sha256": _hash_or_empty(scan.files)}
-        chosen = dataclasses.replace(options, device=store.device, series_uid=scan.series_uid,
+        chosen = dataclasses.replace(options, device=store.device,
+                                     series_uid=scan.series_uid if scan.choose_series else None,
                                      overwrite=True, warnings=[])
         try:
             analyze_scan(scan.path, result_dir, chosen)
