@@ -202,3 +202,21 @@ def test_identifiers_only_when_asked(tmp_path):
     row = next(csv.DictReader((tmp_path / "out" / "cohort.csv").open()))
     assert row["patient_id"] == dicom_factory.PATIENT_ID and row["patient_name"] == dicom_factory.PATIENT_NAME
     assert dicom_factory.PATIENT_ID not in done.stdout + done.stderr
+
+
+def test_ctrl_c_stops_cleanly_and_resumes(cohort, tmp_path):
+    out = tmp_path / "out"
+    with (tmp_path / "stderr.txt").open("w") as stderr:
+        proc = subprocess.Popen(_batch_argv(cohort.root, out), env=_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+        try:
+            _wait_for_done(out, 1, proc)
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C: to every process
+            assert proc.wait(timeout=120) == 130
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert "rerun the same command" in (tmp_path / "stderr.txt").read_text()
+    states = [e["state"] for e in _manifest(out).values()]
+    assert "running" not in states and "done" in states and "pending" in states
+    assert not (out / ".covidct-batch.lock").exists() and (out / "cohort.csv").exists()

@@ -70,3 +70,23 @@ def test_saved_atomically_and_refuses_other_options(tmp_path):
     (tmp_path / "manifest.json").write_text('{"scans": [')
     with pytest.raises(OutputError, match="damaged"):
         CohortManifest.open(tmp_path, OPTIONS)
+
+
+def test_scans_of_a_lost_worker_go_back_to_pending(tmp_path):
+    manifest = CohortManifest.open(tmp_path, OPTIONS)
+    manifest.reconcile(_scans(3), False)
+    manifest.mark_running("k0", "0", "tcp://a")
+    manifest.mark_running("k1", "1", "tcp://b")
+    assert manifest.release_lost({"tcp://a", "tcp://c"}, ["k0", "k1", "k2"])
+    assert [manifest.entries[k]["state"] for k in ("k0", "k1", "k2")] == ["running", "pending", "pending"]
+    assert not manifest.release_lost({"tcp://a"}, ["k0", "k1", "k2"])
+
+
+def test_a_done_scan_whose_result_is_gone_runs_again(tmp_path):
+    scans = _scans(2)
+    manifest = CohortManifest.open(tmp_path, OPTIONS)
+    manifest.reconcile(scans, False)
+    _finish(manifest, "k0", "done")
+    _finish(manifest, "k1", "done")
+    again = manifest.reconcile(scans, False, result_exists=lambda key: key == "k1")
+    assert [s.key for s in again] == ["k0"]

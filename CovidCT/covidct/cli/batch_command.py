@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import PARTIAL_FAILURE_EXIT_CODE, CovidCTError
-from .common import add_analysis_arguments, add_device_argument, analysis_options_from_args
-
-
-class DaskMissingError(CovidCTError):
-    """``covidct batch`` needs the optional ``cohort`` extra."""
+from ..errors import PARTIAL_FAILURE_EXIT_CODE, MissingDependencyError
+from .common import add_analysis_arguments, add_device_argument, add_progress_argument, analysis_options_from_args
 
 
 def register(subparsers) -> None:
@@ -29,8 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--labels", help="CSV with id (or path) and label (1/0) per scan: adds the evaluation page")
     parser.add_argument("--retry-failed", action="store_true", help="analyse again the scans that failed before")
     add_analysis_arguments(parser)
-    parser.add_argument("--progress", choices=("auto", "bar", "json", "none"), default="auto",
-                        help="progress on stderr: a bar on a terminal, JSON lines for programs (default: auto)")
+    add_progress_argument(parser)
     parser.set_defaults(handler=run_batch)
 
 
@@ -38,7 +33,7 @@ def run_batch(args) -> int:
     try:
         from ..cohort import CohortOptions, run_cohort
     except ImportError as exc:
-        raise DaskMissingError(f"covidct batch needs Dask ({exc.name} is not installed): "
+        raise MissingDependencyError(f"covidct batch needs Dask ({exc.name} is not installed): "
                                "pip install 'covidct[cohort]' (or: pip install dask distributed).") from None
     progress = args.progress
     if progress == "auto":

@@ -50,12 +50,16 @@ class CohortManifest:
                 "rerun with the same options, or choose a new output folder.")
         return cls(path, options, entries)
 
-    def reconcile(self, scans, retry_failed: bool) -> list:
-        """Bring the entries in line with the inputs found now; returns the scans to run."""
+    def reconcile(self, scans, retry_failed: bool, result_exists=lambda key: True) -> list:
+        """Bring the entries in line with the inputs found now; returns the scans to run.
+
+        A done scan whose result folder has gone (``result_exists(key)`` false) is run again.
+        """
         to_run = []
         for scan in scans:
             entry = self.entries.get(scan.key)
-            changed = entry is not None and entry.get("fingerprint") != scan.fingerprint
+            changed = entry is not None and (entry.get("fingerprint") != scan.fingerprint or (
+                entry.get("state") == DONE and not result_exists(scan.key)))
             if entry is None or changed:
                 entry = self.entries[scan.key] = {"key": scan.key, "attempts": 0}
             entry.update(id=scan.scan_id, path=scan.path, series_uid=scan.series_uid,
@@ -77,14 +81,23 @@ class CohortManifest:
                 entry.pop(stale, None)
         entry.update(fields)
 
-    def mark_running(self, key: str, worker: str) -> None:
+    def mark_running(self, key: str, worker: str, address: str = "") -> None:
         entry = self.entries[key]
         if entry["state"] in (PENDING, RUNNING):
-            self._set(entry, RUNNING, worker=worker, attempts=int(entry.get("attempts", 0)) + 1)
+            self._set(entry, RUNNING, worker=worker, worker_address=address,
+                      attempts=int(entry.get("attempts", 0)) + 1)
 
     def mark_pending(self, key: str) -> None:
         if self.entries[key]["state"] == RUNNING:
             self._set(self.entries[key], PENDING)
+
+    def release_lost(self, live_addresses, keys) -> bool:
+        """Scans running on a worker that is gone go back to pending (Dask runs them again)."""
+        lost = [k for k in keys if self.entries[k]["state"] == RUNNING
+                and self.entries[k].get("worker_address") not in live_addresses]
+        for key in lost:
+            self.mark_pending(key)
+        return bool(lost)
 
     def record(self, outcome: dict) -> None:
         """A worker's outcome (see :func:`covidct.cohort.worker.analyze_on_worker`)."""

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FOLDER = "scans"
 LOCK_NAME = ".covidct-batch.lock"
+WORKER_CHECK_S = 2.0  # how often running scans are checked against the live workers
 # Options that change what a result holds; a resumed cohort must keep them.
 RESULT_OPTIONS = ("enhance", "scale", "enhancer_model", "classify_on", "include_identifiers", "report",
                   "key_slice_count")
@@ -187,13 +188,18 @@ def _run_pending(client, manifest: CohortManifest, to_run: list, output_dir: Pat
                              key=f"covidct-analyze-{scan.key}-{run_token}", pure=False): scan.key
                for scan in to_run}
     remaining = set(futures)
+    next_check = time.monotonic() + WORKER_CHECK_S
     try:
         while remaining:
             changed = False
             while not started.empty():
                 event = started.get()
-                manifest.mark_running(event["key"], event["worker"])
+                manifest.mark_running(event["key"], event["worker"], event.get("address", ""))
                 changed = True
+            if time.monotonic() >= next_check:
+                changed |= manifest.release_lost(set(client.scheduler_info(n_workers=-1)["workers"]),
+                                                 futures.values())
+                next_check = time.monotonic() + WORKER_CHECK_S
             finished = [f for f in remaining if f.done()]
             for future in finished:
                 remaining.discard(future)
@@ -249,7 +255,8 @@ def run_cohort(inputs, output_dir, options: Optional[CohortOptions] = None) -> C
     with _exclusive(output_dir):
         manifest = CohortManifest.open(output_dir, recorded)
         _remove_staging_leftovers(output_dir)
-        to_run = manifest.reconcile(scans, options.retry_failed)
+        to_run = manifest.reconcile(scans, options.retry_failed,
+                                    lambda key: (result_dir(output_dir, key) / "result.json").exists())
         manifest.save()
         counts = manifest.counts(keys)
         skipped = counts[DONE] + counts[FAILED]
@@ -260,7 +267,9 @@ def run_cohort(inputs, output_dir, options: Optional[CohortOptions] = None) -> C
             workers, threads = default_layout(analysis.device, options.workers, options.threads_per_worker)
             client, cluster = _start_client(options, workers, threads)
             try:
-                client.register_plugin(ModelStore(analysis.device, threads, analysis.enhance,
+                # A remote worker without --threads-per-worker uses its own cores.
+                budget = options.threads_per_worker if options.scheduler else threads
+                client.register_plugin(ModelStore(analysis.device, budget, analysis.enhance,
                                                   analysis.enhancer_model), name=ModelStore.name)
                 summary.dashboard = _dashboard_link(client)
                 if summary.dashboard:

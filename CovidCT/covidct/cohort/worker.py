@@ -55,10 +55,10 @@ class ModelStore(WorkerPlugin):
 
     name = STORE_NAME
 
-    def __init__(self, device: str = "auto", threads: int = 1, enhance: str = "auto",
+    def __init__(self, device: str = "auto", threads=None, enhance: str = "auto",
                  enhancer_model: str = "default"):
         self.requested_device = device
-        self.threads = int(threads)
+        self.threads = threads  # None: the cores this worker process may use
         self.enhance = enhance
         self.enhancer_model = enhancer_model
         self.device = "cpu"
@@ -77,8 +77,8 @@ class ModelStore(WorkerPlugin):
         from ..devices import configure_cpu_threads, select_device
 
         # analyze_scan sets PyTorch's threads from this, so each worker keeps to its budget.
+        self.threads = configure_cpu_threads(self.threads)
         os.environ["COVIDCT_NUM_THREADS"] = str(self.threads)
-        configure_cpu_threads(self.threads)
         self.device = device_for_worker(self.requested_device, getattr(worker, "name", 0))
         began = time.perf_counter()
         load_classifier(self.device)
@@ -110,7 +110,7 @@ def analyze_on_worker(scan: ScanInput, result_dir: str, options: AnalysisOptions
     worker = get_worker()
     store = worker.plugins[STORE_NAME]
     with store.lock:  # one scan at a time per worker, whatever its Dask thread count
-        worker.log_event(STARTED_TOPIC, {"key": scan.key, "worker": str(worker.name)})
+        worker.log_event(STARTED_TOPIC, {"key": scan.key, "worker": str(worker.name), "address": worker.address})
         began = time.perf_counter()
         outcome = {"key": scan.key, "worker": str(worker.name), "device": store.device,
                    "content_sha256": _hash_or_empty(scan.files)}
