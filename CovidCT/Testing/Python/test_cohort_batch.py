@@ -220,3 +220,22 @@ def test_ctrl_c_stops_cleanly_and_resumes(cohort, tmp_path):
     states = [e["state"] for e in _manifest(out).values()]
     assert "running" not in states and "done" in states and "pending" in states
     assert not (out / ".covidct-batch.lock").exists() and (out / "cohort.csv").exists()
+
+
+@pytest.mark.slow
+def test_shared_dicom_scans_from_a_csv_manifest(shared_data, tmp_path):
+    """The three real 512² COVID-CT-MD series (JPEG lossless), listed in a CSV with labels (~2-3 min)."""
+    folder = shared_data / "covid-ct-md"
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("path,id,label\n" + "".join(f"{folder / name},{name},{int(name == 'P001')}\n"
+                                                    for name in ("P001", "cap001", "normal001")))
+    summary = run_cohort(manifest, tmp_path / "out", _options())
+    assert (summary.done, summary.failed) == (3, 0)
+    rows = {r["id"]: r for r in csv.DictReader((tmp_path / "out" / "cohort.csv").open())}
+    assert set(rows) == {"P001", "cap001", "normal001"} and rows["P001"]["label"] == "1"
+    key = next(s.key for s in discover_inputs(manifest) if s.scan_id == "P001")
+    single = analyze_scan(folder / "P001", tmp_path / "single", AnalysisOptions(**cohort_factory.FAST))
+    batch = _result(tmp_path / "out", key)
+    assert batch.probabilities == single.probabilities and batch.per_slice == single.per_slice
+    assert float(rows["P001"]["covid19_probability"]) == single.probabilities.covid19
+    assert (tmp_path / "out" / "evaluation" / "evaluation.html").exists()
