@@ -5,8 +5,12 @@ with different ground-glass balls, plus copies of the bundled 128² x 148 sample
 
   sequential   N separate ``covidct analyze`` processes, one after another, all cores each:
                the baseline (each call pays process start, imports and model loading)
-  batch 1x{T}  ``covidct batch`` with 1 worker using all T cores
-  batch 2x1    ``covidct batch`` with 2 workers of 1 thread each (this machine has 2 cores)
+  batch 1x1    ``covidct batch`` with 1 worker of 1 thread      } scaling from 1 to 2 workers
+  batch 2x1    ``covidct batch`` with 2 workers of 1 thread each } at one thread each
+  batch 1x{T}  ``covidct batch`` with 1 worker using all T cores (same cores as 2x1, one worker)
+
+Each batch's fixed cost (cluster start, worker start and model load, the tables) is its
+wall time minus the scans' own seconds divided by the workers.
 
 For each: wall seconds, scans per minute and the ratio to the baseline; plus the cost the
 batch saves per scan (process start + imports + model load, measured) and the per-stage
@@ -111,17 +115,27 @@ def main() -> int:
         n = len(inputs)
         report["scans"] = n
         overhead = start_and_load_s(cores)
-        runs = {"sequential analyze": sequential(inputs, Path(tmp) / "seq", cores),
-                f"batch 1x{cores}": batch(root, Path(tmp) / "b1", 1, cores),
-                f"batch {cores}x1": batch(root, Path(tmp) / "b2", cores, 1)}
-        stages = stage_seconds(Path(tmp) / "b2")
-        per_scan_s = json.loads((Path(tmp) / "b2" / "manifest.json").read_text())["scans"]
-        scan_s = statistics.median(e["seconds"] for e in per_scan_s)
-    baseline = runs["sequential analyze"]
-    for name, seconds in runs.items():
+        layouts = {"batch 1x1": (1, 1), f"batch {cores}x1": (cores, 1), f"batch 1x{cores}": (1, cores)}
+        runs = {"sequential analyze": (sequential(inputs, Path(tmp) / "seq", cores), None)}
+        for name, (workers, threads) in layouts.items():
+            out = Path(tmp) / name.replace(" ", "_")
+            seconds = batch(root, out, workers, threads)
+            scans_s = [e["seconds"] for e in json.loads((out / "manifest.json").read_text())["scans"]]
+            runs[name] = (seconds, round(seconds - sum(scans_s) / workers, 2))
+        two_workers = Path(tmp) / f"batch_{cores}x1"
+        stages = stage_seconds(two_workers)
+        scan_s = statistics.median(e["seconds"] for e in json.loads((two_workers / "manifest.json").read_text())["scans"])
+    baseline = runs["sequential analyze"][0]
+    for name, (seconds, fixed_s) in runs.items():
         report["results"][name] = {"seconds": round(seconds, 2), "scans_per_minute": round(60 * n / seconds, 2),
                                    "speed_vs_sequential": round(baseline / seconds, 2)}
-        print(f"{name:>20}: {seconds:7.1f} s  {60 * n / seconds:6.1f} scans/min  x{baseline / seconds:.2f}")
+        if fixed_s is not None:
+            report["results"][name]["fixed_cost_s"] = fixed_s
+        print(f"{name:>20}: {seconds:7.1f} s  {60 * n / seconds:6.1f} scans/min  x{baseline / seconds:.2f}"
+              + (f"  (fixed cost {fixed_s:.1f} s)" if fixed_s is not None else ""))
+    one, two = runs["batch 1x1"][0], runs[f"batch {cores}x1"][0]
+    report["scaling_1_to_2_workers"] = round(one / two, 2)
+    print(f"scaling from 1 to {cores} workers (1 thread each): x{one / two:.2f}")
     cpu_s = sum(stages.get(s, 0.0) for s in CPU_STAGES)
     gpu_s = sum(stages.get(s, 0.0) for s in GPU_STAGES)
     report["per_call_start_and_model_load_s"] = round(overhead, 2)

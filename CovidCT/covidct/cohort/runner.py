@@ -28,7 +28,6 @@ from .discovery import apply_labels, discover_inputs
 from .manifest import DONE, FAILED, PENDING, CohortManifest
 from .progress_display import CohortProgress
 
-log = logging.getLogger(__name__)
 
 RESULTS_FOLDER = "scans"
 LOCK_NAME = ".covidct-batch.lock"
@@ -189,6 +188,10 @@ def _run_pending(client, manifest: CohortManifest, to_run: list, output_dir: Pat
                for scan in to_run}
     remaining = set(futures)
     next_check = time.monotonic() + WORKER_CHECK_S
+    # Every change is saved at once for hundreds of scans; a manifest of thousands (megabytes)
+    # at most every 2 s, so a crash redoes at most those seconds of work.
+    save_interval_s = min(2.0, len(manifest.entries) / 5000)
+    unsaved, saved_at = False, time.monotonic()
     try:
         while remaining:
             changed = False
@@ -204,21 +207,27 @@ def _run_pending(client, manifest: CohortManifest, to_run: list, output_dir: Pat
             for future in finished:
                 remaining.discard(future)
                 key = futures.pop(future)
-                outcome = future.result() if future.status == "finished" else _failure_of(future)
-                manifest.record(dict(outcome, key=key))
+                if future.status == "cancelled":  # e.g. the scheduler was restarted: run it next time
+                    manifest.mark_pending(key)
+                else:
+                    outcome = future.result() if future.status == "finished" else _failure_of(future)
+                    manifest.record(dict(outcome, key=key))
                 future.release()
                 changed = True
             if changed:
-                manifest.save()
+                unsaved = True
                 progress.update(manifest.counts(keys))
-            else:
+            if unsaved and time.monotonic() - saved_at >= save_interval_s:
+                manifest.save()
+                unsaved, saved_at = False, time.monotonic()
+            if not changed:
                 time.sleep(0.2)
     finally:
         if remaining:
             client.cancel(list(remaining))
             for key in futures.values():
                 manifest.mark_pending(key)
-            manifest.save()
+        manifest.save()
 
 
 def _model_load_seconds(client) -> dict:
