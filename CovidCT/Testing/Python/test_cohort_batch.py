@@ -239,3 +239,16 @@ def test_shared_dicom_scans_from_a_csv_manifest(shared_data, tmp_path):
     assert batch.probabilities == single.probabilities and batch.per_slice == single.per_slice
     assert float(rows["P001"]["covid19_probability"]) == single.probabilities.covid19
     assert (tmp_path / "out" / "evaluation" / "evaluation.html").exists()
+
+
+def test_refused_before_any_worker_starts(tmp_path):
+    from covidct.errors import DeviceError, UnsupportedInputError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnsupportedInputError, match="No DICOM series or volume files"):
+        run_cohort(tmp_path / "empty", tmp_path / "out", _options())
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="none is available"):
+            run_cohort(tmp_path / "empty", tmp_path / "out", CohortOptions(analysis=AnalysisOptions(device="cuda")))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..analyze import AnalysisOptions
-from ..errors import CovidCTError, OutputError
+from ..errors import CovidCTError, OutputError, UnsupportedInputError
 from .discovery import apply_labels, discover_inputs
 from .manifest import DONE, FAILED, PENDING, CohortManifest
 from .progress_display import CohortProgress
@@ -251,7 +251,13 @@ def run_cohort(inputs, output_dir, options: Optional[CohortOptions] = None) -> C
     options = options or CohortOptions()
     began = time.perf_counter()
     output_dir = Path(output_dir)
+    if not options.scheduler:
+        from ..devices import select_device
+
+        select_device(options.analysis.device)  # refuse an absent GPU before starting any worker
     scans = discover_inputs(inputs)
+    if not scans:
+        raise UnsupportedInputError(f"No DICOM series or volume files found under {inputs}.")
     if options.labels:
         apply_labels(scans, options.labels)
     try:
