@@ -85,6 +85,10 @@ def test_good_scans_done_broken_failed_with_their_message(cohort, first_run):
         assert entry["state"] == "failed" and entry["error_class"] == expected.error.__name__, entry
         assert re.search(expected.message, entry["message"]), entry["message"]
         assert entry["exit_code"] == expected.exit_code
+    done = [e for e in entries.values() if e["state"] == "done"]
+    # Models loaded once per worker: both workers analysed several scans with the model of their setup.
+    assert {e["worker"] for e in done} == {"0", "1"} and all(e["model_reused"] for e in done)
+    assert len(summary.model_load_s) == 2 and all(s > 0 for s in summary.model_load_s.values())
     mixed = [e for e in entries.values() if e["path"] == str(cohort.shared_folder.resolve())]
     assert [e["state"] for e in mixed] == ["done", "done"]
     assert all(len(e["content_sha256"]) == 64 for e in entries.values())

@@ -65,8 +65,8 @@ class ModelStore(WorkerPlugin):
         self.load_seconds = 0.0
         self.lock = threading.Lock()
 
-    def __getstate__(self):  # the lock stays behind; each worker makes its own
-        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+    def __getstate__(self):  # the lock and the models stay behind; each worker loads its own
+        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "classifier")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -81,7 +81,7 @@ class ModelStore(WorkerPlugin):
         os.environ["COVIDCT_NUM_THREADS"] = str(self.threads)
         self.device = device_for_worker(self.requested_device, getattr(worker, "name", 0))
         began = time.perf_counter()
-        load_classifier(self.device)
+        self.classifier = load_classifier(self.device)
         if self.enhance != "off":
             from ..enhance import inference
 
@@ -91,6 +91,12 @@ class ModelStore(WorkerPlugin):
                 if name == model:
                     inference.load_enhancer(key, select_device(self.device))
         self.load_seconds = round(time.perf_counter() - began, 3)
+
+    def uses_loaded_classifier(self) -> bool:
+        """True while the core's classifier cache still returns the model loaded at setup."""
+        from ..classify import load_classifier
+
+        return load_classifier(self.device) is getattr(self, "classifier", None)
 
     def teardown(self, worker=None):
         return None
@@ -120,6 +126,7 @@ def analyze_on_worker(scan: ScanInput, result_dir: str, options: AnalysisOptions
         try:
             analyze_scan(scan.path, result_dir, chosen)
             outcome["state"] = DONE
+            outcome["model_reused"] = store.uses_loaded_classifier()
         except CovidCTError as exc:
             outcome.update(state=FAILED, error_class=type(exc).__name__, message=str(exc),
                            exit_code=exc.exit_code)
