@@ -58,6 +58,12 @@ class OutputError(CovidCTError):
     exit_code = 7
 
 
+class MissingDependencyError(CovidCTError):
+    """An optional part of CovidCT (e.g. ``covidct batch`` and Dask) is not installed."""
+
+    exit_code = 1
+
+
 class CancelledError(CovidCTError):
     """The user cancelled a running analysis."""
 

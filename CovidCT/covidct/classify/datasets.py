@@ -105,11 +105,11 @@ def two_d_slices(data_root, progress=print) -> list[dict]:
 
 def hu_scan_labels(data_root, scan: str) -> tuple:
     """(diagnosis, infection labels in the loaded volume's slice order)."""
-    from ..io.dicom_series import _read_headers, sort_slices
+    from ..io.dicom_series import read_headers, sort_slices
 
     root = _require(Path(data_root) / "covid-ct-md", "The COVID-CT-MD scans")
     labels = json.loads((root / "labels.json").read_text(encoding="utf-8"))[scan]
-    headers, _ = _read_headers(root / scan)
+    headers, _ = read_headers(root / scan)
     keyed, *_ = sort_slices(headers)
     infection = np.array([labels["slices"][path.name]["infection"] for _, path, _, _ in keyed],
                          dtype=np.int8)

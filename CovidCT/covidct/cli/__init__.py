@@ -19,6 +19,7 @@ from ..errors import CovidCTError
 COMMAND_MODULES = [
     "covidct.cli.info_command",
     "covidct.cli.analyze_command",
+    "covidct.cli.batch_command",
     "covidct.cli.classify_commands",
     "covidct.cli.enhance_commands",
     "covidct.cli.report_command",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import signal
 
-from ..analyze import AnalysisOptions, analyze_scan
+from ..analyze import analyze_scan
 from ..progress import CancelToken
-from .common import (add_device_argument, add_json_argument, add_progress_argument, print_json,
-                     progress_from_args)
+from .common import (add_analysis_arguments, add_device_argument, add_json_argument, add_progress_argument,
+                     analysis_options_from_args, print_json, progress_from_args)
 
 
 def register(subparsers) -> None:
@@ -18,18 +18,8 @@ def register(subparsers) -> None:
     parser.add_argument("input", help="DICOM folder or volume file")
     parser.add_argument("-o", "--output", required=True, help="output folder (created; must be new or empty)")
     add_device_argument(parser)
-    parser.add_argument("--enhance", choices=("auto", "on", "off"), default="auto",
-                        help="super-resolution: auto = only when the quality gate says it helps (default)")
-    parser.add_argument("--scale", choices=("auto", "1", "2", "4"), default="auto",
-                        help="enhancement scale (auto: brings the matrix to at least 512)")
-    parser.add_argument("--enhancer-model", choices=("default", "gan", "fidelity"), default="default",
-                        help="which shipped enhancer to use (default: the one the model card recommends)")
-    parser.add_argument("--classify-on", choices=("original", "enhanced"), default="original",
-                        help="classify the original slices (default) or the enhanced ones")
+    add_analysis_arguments(parser)
     parser.add_argument("--series", help="SeriesInstanceUID to pick when a folder holds several")
-    parser.add_argument("--include-identifiers", action="store_true",
-                        help="put patient name/ID/birth date in result.json and the report (off by default)")
-    parser.add_argument("--no-report", action="store_true", help="skip the PDF report")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_progress_argument(parser)
     add_json_argument(parser)
@@ -37,12 +27,7 @@ def register(subparsers) -> None:
 
 
 def run_analyze(args) -> int:
-    options = AnalysisOptions(
-        device=args.device, enhance=args.enhance,
-        scale=args.scale if args.scale == "auto" else int(args.scale),
-        enhancer_model=args.enhancer_model, classify_on=args.classify_on, series_uid=args.series,
-        include_identifiers=args.include_identifiers, report=not args.no_report,
-        overwrite=args.overwrite)
+    options = analysis_options_from_args(args, series_uid=args.series, overwrite=args.overwrite)
     cancel = CancelToken()
     # SIGTERM (the Slicer module's Cancel, a batch scheduler) stops cleanly between steps.
     signal.signal(signal.SIGTERM, lambda *_: cancel.cancel())

@@ -40,6 +40,9 @@ MODEL_KEYS = {
 }
 
 _MODEL_CACHE: dict = {}
+# Generators kept loaded at once.  One for a single analysis (GPU memory is shared with the
+# classifier); a cohort worker keeps every scale it may need (``covidct.cohort.worker``).
+RESIDENT_ENHANCERS = 1
 
 
 def choose_scale(shape_rows_cols: tuple, scale="auto") -> tuple[int, str]:
@@ -72,7 +75,8 @@ def load_enhancer(model_key: str, device, weights_dir=None):
     cache_key = (model_key, str(device), entry["sha256"], str(weights_dir))
     if cache_key not in _MODEL_CACHE:
         generator, entry = load_generator(model_key, weights_dir)
-        _MODEL_CACHE.clear()  # keep one model resident: they are small but GPU memory is shared
+        while _MODEL_CACHE and len(_MODEL_CACHE) >= RESIDENT_ENHANCERS:
+            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))  # the oldest goes first
         generator = fold_batch_norm(generator).to(device).to(memory_format=torch.channels_last)
         _MODEL_CACHE[cache_key] = (generator, entry)
     return _MODEL_CACHE[cache_key]

@@ -60,7 +60,9 @@ def is_dicom_file(path: Path) -> bool:
     return path.suffix.lower() in (".dcm", ".dicom", ".ima")
 
 
-def _read_headers(folder: Path):
+def read_headers(folder: Path):
+    """(path, header) of every DICOM image under ``folder`` (recursively), and the paths of
+    the DICOM files that could not be parsed (never silently dropped)."""
     import pydicom
 
     headers = []
@@ -78,18 +80,18 @@ def _read_headers(folder: Path):
                 for keyword in HEADER_KEYWORDS:
                     getattr(ds, keyword, None)
         except Exception:  # noqa: BLE001 - any parse failure is "unreadable"
-            unreadable.append(path.name)
+            unreadable.append(path)
             continue
         if media_class == MEDIA_STORAGE_DIRECTORY:
             continue  # a DICOMDIR index, not an image
         if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
             # pydicom parses random bytes after a DICM preamble without complaint.
-            unreadable.append(path.name)
+            unreadable.append(path)
             continue
         if "SeriesInstanceUID" not in ds and "Rows" in ds:
             # An image that belongs to no series (a damaged header): grouping it as
             # "unknown" would drop it silently, and with it a slice of the scan.
-            unreadable.append(path.name)
+            unreadable.append(path)
             continue
         headers.append((path, ds))
     return headers, unreadable
@@ -343,7 +345,7 @@ def load_dicom_series(folder, series_uid: Optional[str] = None,
                       include_identifiers: bool = False) -> CTVolume:
     """Load the CT series in ``folder`` as an HU volume with exact LPS geometry."""
     folder = Path(folder)
-    headers, unreadable = _read_headers(folder)
+    headers, unreadable = read_headers(folder)
     if not headers:
         detail = f" ({len(unreadable)} files could not be parsed)" if unreadable else ""
         raise UnsupportedInputError(f"No DICOM images found in {folder}{detail}.")
@@ -362,7 +364,7 @@ def load_dicom_series(folder, series_uid: Optional[str] = None,
     if unreadable:
         # A corrupt file may be a slice of this series: loading the rest would silently
         # lose it (or shift the scan if it was at an end).
-        names = ", ".join(sorted(unreadable)[:3]) + (" ..." if len(unreadable) > 3 else "")
+        names = ", ".join(sorted(p.name for p in unreadable)[:3]) + (" ..." if len(unreadable) > 3 else "")
         raise InvalidCTError(
             f"{len(unreadable)} DICOM file(s) in {folder.name} could not be read ({names}); the series "
             "may be incomplete. Remove or re-export the damaged files and retry.")
