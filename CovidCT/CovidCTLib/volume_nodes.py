@@ -110,12 +110,31 @@ def copy_window_level(source_node, target_node) -> None:
     target.SetInterpolate(source.GetInterpolate())
 
 
-def set_lung_window(volume_node, window_hu: float = 1500.0, level_hu: float = -600.0) -> None:
-    """The standard lung window (what a radiologist reads COVID-19 findings in)."""
+# Reading windows (width, level) in HU: lung parenchyma for COVID-19 findings, mediastinum
+# for soft tissue (nodes, effusion).
+WINDOW_PRESETS_HU = {"lung": (1500.0, -600.0), "mediastinum": (350.0, 40.0)}
+
+
+def set_window_level(volume_node, window_hu: float, level_hu: float) -> None:
+    """Fixed grey-scale window/level (auto window/level off)."""
     display = volume_node.GetDisplayNode()
     if display is None:
         volume_node.CreateDefaultDisplayNodes()
         display = volume_node.GetDisplayNode()
     display.SetAutoWindowLevel(False)
-    display.SetWindowLevel(window_hu, level_hu)
+    display.SetWindowLevel(float(window_hu), float(level_hu))
 
+
+def set_window_preset(volume_nodes, preset: str) -> None:
+    """Show every node in ``volume_nodes`` (None skipped) in the named reading window."""
+    if preset not in WINDOW_PRESETS_HU:
+        raise ValueError(f"Unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS_HU)}.")
+    for node in volume_nodes:
+        if node is not None:
+            set_window_level(node, *WINDOW_PRESETS_HU[preset])
+
+
+def set_lung_window(volume_node, window_hu: float = WINDOW_PRESETS_HU["lung"][0],
+                    level_hu: float = WINDOW_PRESETS_HU["lung"][1]) -> None:
+    """The standard lung window (what a radiologist reads COVID-19 findings in)."""
+    set_window_level(volume_node, window_hu, level_hu)
