@@ -78,6 +78,17 @@ def add_volume_node_from_ct(scene, volume, name: str,
     return add_volume_node(scene, volume.voxels, volume.ijk_to_ras(), name, node_class)
 
 
+def remove_with_display_nodes(scene, node) -> None:
+    """Remove ``node`` and its display nodes (which the scene would otherwise keep)."""
+    display_ids = [node.GetNthDisplayNodeID(i) for i in range(node.GetNumberOfDisplayNodes())] \
+        if hasattr(node, "GetNumberOfDisplayNodes") else []
+    scene.RemoveNode(node)
+    for display_id in display_ids:
+        display = scene.GetNodeByID(display_id)
+        if display is not None:
+            scene.RemoveNode(display)
+
+
 def ct_volume_from_node(volume_node):
     """:class:`covidct.volume.CTVolume` with the node's voxels and geometry (for writing to disk).
 
