@@ -41,7 +41,7 @@ def _open_panel(app) -> None:
                      click=(app.browse, "[browse_parent]"))
         with v3.VListItem(v_for="entry in browse_entries", key="entry.path", title=("entry.name",),
                           prepend_icon=("entry.folder ? 'mdi-folder' : 'mdi-file'",),
-                          click=(app.browse_or_open, "[entry]"), data_path=("entry.path",)):
+                          click=(app.browse_or_open, "[entry]"), raw_attrs=[':data-path="entry.path"']):
             with v3.Template(v_slot_append=True):
                 v3.VBtn("Open", v_if="entry.folder", size="x-small", variant="text",
                         click_stop=(app.open_relative, "[entry.path]"), classes="open-folder")
@@ -113,7 +113,7 @@ def _review_area(app) -> None:
             html.Div(v_for="bar in slice_bars", key="bar.i", title=("'slice ' + bar.i + ': ' + bar.s",),
                      classes=("['covidct-bar', {hot: bar.hot, current: bar.i === current_slice}]",),
                      style=("{height: Math.max(bar.h, 1) + '%'}",), click=(app.jump_to, "[bar.i]"),
-                     data_slice=("bar.i",))
+                     raw_attrs=[':data-slice="bar.i"'])
 
 
 def _results_panel() -> None:
