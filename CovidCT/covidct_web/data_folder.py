@@ -33,10 +33,13 @@ class DataFolder:
     def __init__(self, root):
         self.root = Path(root).resolve()
 
+    def contains(self, path: Path) -> bool:
+        return path == self.root or self.root in path.parents
+
     def resolve(self, relative: str) -> Path:
         """Absolute path of ``relative``; :class:`OutsideDataFolderError` if it leaves the folder."""
         candidate = (self.root / (relative or "").lstrip("/\\")).resolve()
-        if candidate != self.root and self.root not in candidate.parents:
+        if not self.contains(candidate):
             raise OutsideDataFolderError(f"{relative} is outside the data folder; pick a scan inside it.")
         if not candidate.exists():
             raise InputNotFoundError(f"{relative} does not exist in the data folder.")
@@ -52,7 +55,7 @@ class DataFolder:
             raise InputNotFoundError(f"{relative} is not a folder.")
         entries = []
         for child in sorted(folder.iterdir(), key=lambda p: (not p.is_dir(), p.name.lower())):
-            if child.name.startswith("."):
+            if child.name.startswith(".") or not self.contains(child.resolve()):
                 continue
             if child.is_dir() or has_volume_suffix(child) or has_slice_image_suffix(child):
                 entries.append(Entry(child.name, self.relative(child.resolve()), child.is_dir()))
