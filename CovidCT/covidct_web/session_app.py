@@ -301,6 +301,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # URLs stay out of the log
     from trame.app import get_server
 
     work_dir = Path(args.work_dir)

@@ -150,6 +150,29 @@ def test_cancel_kills_the_analysis_and_the_server_keeps_serving(browser, server_
     page.close()
 
 
+def test_upload_opens_the_scan(browser, server_url, scratch):
+    page = web.new_session_page(browser, server_url)
+    page.set_input_files("input[type=file]:not([webkitdirectory])", str(SAMPLE_SCAN))
+    page.wait_for_selector("#scan-info")
+    assert "148 slices of 128 × 128" in page.inner_text("#scan-info")
+    assert all(web.shows_ct(view) for view in web.view_pixels(page))
+    page.close()
+
+
+def test_wheel_scrolls_both_linked_views(browser, server_url):
+    page = web.new_session_page(browser, server_url)
+    web.open_sample(page)
+    before = web.view_pixels(page)
+    box = web.view_boxes(page)[0]
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(5):
+        page.mouse.wheel(0, 120)
+        time.sleep(0.2)
+    after = web.view_pixels(page)
+    assert all(abs(a - b).mean() > 0.5 for a, b in zip(after, before)), "both views moved"
+    page.close()
+
+
 def _open_typed_path(page, relative: str) -> str:
     page.locator("input#path-input, #path-input input").fill(relative)
     page.click("#open-path")
