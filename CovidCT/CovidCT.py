@@ -431,8 +431,7 @@ class CovidCTLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         process = analysis_run.start_analysis(
             slicer.mrmlScene, inputVolume, workDir, device=device, enhancement=enhancement, scale=scale,
             dicom_files=self.dicomSourceFiles(inputVolume), owns_work_dir=ownsWorkDir,
-            colour_node=parameters.colourMap, heatmap_threshold=parameters.heatmapThreshold,
-            on_imported=onImported, start=False)
+            importer=lambda outDir: self.importResults(outDir, inputVolume), on_imported=onImported, start=False)
         self._runs.append(process)
         if not self.hasObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self._onSceneStartClose):
             # After the widget's own handler (priority 0), which updates the GUI.

@@ -49,11 +49,13 @@ def import_results(scene, out_dir, input_node, colour_node=None,
 def start_analysis(scene, input_node, work_dir, *, device="auto", enhancement="auto", scale="auto",
                    dicom_files: Sequence[str] = (), owns_work_dir: bool = True,
                    colour_node=None, heatmap_threshold: float = HEAT_LOWER_THRESHOLD,
-                   on_imported: Optional[Callable] = None, start: bool = True) -> AnalysisProcess:
+                   on_imported: Optional[Callable] = None, importer: Optional[Callable] = None,
+                   start: bool = True) -> AnalysisProcess:
     """Write the input to ``work_dir``, start ``covidct analyze`` on it and return the run.
 
     When the run succeeds its ``poll()`` imports the results into ``scene`` and calls
-    ``on_imported(result, nodes)``.  ``dicom_files`` (the series the node came from) adds
+    ``on_imported(result, nodes)``; ``importer(out_dir) -> (result, nodes)`` replaces the
+    default import (the Slicer module reads its parameter node at that moment).  ``dicom_files`` (the series the node came from) adds
     the DICOM report step.  With ``owns_work_dir`` the folder is removed if starting fails
     and by ``remove_work_dir()`` once the run is over.  ``start=False`` returns the run
     unstarted (a queue starts it later).
@@ -77,7 +79,10 @@ def start_analysis(scene, input_node, work_dir, *, device="auto", enhancement="a
                 + "".join(" && " + " ".join(step.command) for step in then))
 
     def import_into_scene(process):
-        result, nodes = import_results(scene, process.out_dir, input_node, colour_node, heatmap_threshold)
+        if importer is not None:
+            result, nodes = importer(process.out_dir)
+        else:
+            result, nodes = import_results(scene, process.out_dir, input_node, colour_node, heatmap_threshold)
         if on_imported is not None:
             on_imported(result, nodes)
 
