@@ -12,6 +12,8 @@ import numpy as np
 import vtk
 from vtk.util import numpy_support
 
+from covidct.display import LUNG_WINDOW_LEVEL_HU, LUNG_WINDOW_WIDTH_HU
+
 
 def vtk_matrix_from_array(matrix) -> vtk.vtkMatrix4x4:
     matrix = np.asarray(matrix, dtype=float)
@@ -121,9 +123,9 @@ def copy_window_level(source_node, target_node) -> None:
     target.SetInterpolate(source.GetInterpolate())
 
 
-# Reading windows (width, level) in HU: lung parenchyma for COVID-19 findings, mediastinum
-# for soft tissue (nodes, effusion).
-WINDOW_PRESETS_HU = {"lung": (1500.0, -600.0), "mediastinum": (350.0, 40.0)}
+# Reading windows (width, level) in HU: lung parenchyma for COVID-19 findings (the models'
+# own window), mediastinum for soft tissue (nodes, effusion).
+WINDOW_PRESETS_HU = {"lung": (LUNG_WINDOW_WIDTH_HU, LUNG_WINDOW_LEVEL_HU), "mediastinum": (350.0, 40.0)}
 
 
 def set_window_level(volume_node, window_hu: float, level_hu: float) -> None:
@@ -145,7 +147,7 @@ def set_window_preset(volume_nodes, preset: str) -> None:
             set_window_level(node, *WINDOW_PRESETS_HU[preset])
 
 
-def set_lung_window(volume_node, window_hu: float = WINDOW_PRESETS_HU["lung"][0],
-                    level_hu: float = WINDOW_PRESETS_HU["lung"][1]) -> None:
-    """The standard lung window (what a radiologist reads COVID-19 findings in)."""
+def set_lung_window(volume_node, window_hu: float = LUNG_WINDOW_WIDTH_HU,
+                    level_hu: float = LUNG_WINDOW_LEVEL_HU) -> None:
+    """The standard lung window (what a radiologist reads COVID-19 findings in; the models' window)."""
     set_window_level(volume_node, window_hu, level_hu)

@@ -9,6 +9,11 @@ transparent (weak evidence must not hide the CT) and the foreground opacity.
 
 from pathlib import Path
 
+from .preprocess.windowing import LUNG_WINDOW_HU
+
+# The lung window as a Slicer display node takes it (width, level): the model's own window.
+LUNG_WINDOW_WIDTH_HU = LUNG_WINDOW_HU[1] - LUNG_WINDOW_HU[0]
+LUNG_WINDOW_LEVEL_HU = (LUNG_WINDOW_HU[0] + LUNG_WINDOW_HU[1]) / 2.0
 HEAT_COLORMAP = "CovidCT-Inferno"
 HEAT_OPACITY = 0.4
 HEAT_LOWER_THRESHOLD = 0.3

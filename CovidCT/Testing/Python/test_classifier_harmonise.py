@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from covidct.classify.harmonise import IDENTITY, apply, estimate, harmonise
-from covidct.classify.input_normalisation import _box_from_mask
+from covidct.classify.input_normalisation import crop_box
 from covidct.classify.window_grid import CANONICAL, LUNG_LIKE, _body, render_export
 from covidct.preprocess.windowing import lung_window
 
@@ -27,7 +27,7 @@ def chest_phantom(size=256, seed=0):
     hu[lesion] = -550.0
     hu[((yy - 0.82) ** 2 + (xx - 0.5) ** 2) <= 0.04 ** 2] = 700.0
     hu += rng.normal(0, 15, hu.shape)
-    r0, r1, c0, c1 = _box_from_mask(lungs, 0.03)          # the classifier sees the lung box
+    r0, r1, c0, c1 = crop_box(lungs, 0.03)          # the classifier sees the lung box
     crop = (slice(r0, r1), slice(c0, c1))
     return hu.astype(np.float32), crop, (lungs & ~lesion)[crop], lesion[crop]
 
@@ -137,3 +137,29 @@ def test_a_tightly_cropped_export_keeps_its_content_crop(phantom):
     tight = render_export(hu, CANONICAL)[crop].astype(np.float32) / 255.0      # as the SARS-CoV-2 exports
     assert export_lung_mask(tight) is None
     assert lung_box(None, tight) == content_box(tight)
+
+
+def test_gated_harmonisation_leaves_canonical_exports_alone_and_corrects_far_ones(phantom):
+    from covidct.classify.harmonise import GATE_HU, gate, harmonise_gated
+
+    hu, crop, lung, _ = phantom
+    canonical = lung_window(hu)[crop]
+    assert gate(estimate(canonical)).weight == 0.0          # within the estimator's noise: untouched
+    assert np.array_equal(harmonise_gated(canonical), np.clip(canonical, 0, 1))
+    wide = _export(hu, crop, "W2000 L-400")                 # 450 HU from the canonical window at the top end
+    h = gate(estimate(wide))
+    assert h.deviation_hu() > GATE_HU[1] and h.weight == 1.0
+    assert np.allclose(harmonise_gated(wide), harmonise(wide))
+    # Between the two gate levels the correction is blended in, not switched.
+    half = gate(estimate(wide), (h.deviation_hu() - 10.0, h.deviation_hu() + 10.0))
+    assert half.weight == pytest.approx(0.5)
+    blended = apply(wide, half)
+    assert np.abs(blended - (wide + harmonise(wide)) / 2).max() < 1e-5
+
+
+def test_gated_harmonisation_keeps_a_fallback_as_it_is():
+    from covidct.classify.harmonise import gate
+
+    flat = np.full((64, 64), 0.5, np.float32)
+    h = gate(estimate(flat))
+    assert not h.reliable and h.weight == 1.0 and h.gain == 1.0 and h.offset == 0.0

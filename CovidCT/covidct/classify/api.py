@@ -263,10 +263,13 @@ def _export_window_report(unit: np.ndarray, standardisation: str) -> dict:
     Reported for every model; only a model trained with ``harmonise`` also maps the image
     back to the canonical window before scoring (``harmonisation.applied``).
     """
-    from .harmonise import estimate
+    from .harmonise import estimate, gate
 
     h = estimate(unit)
-    out = {"harmonisation": dict(h.to_dict(), applied=standardisation == "harmonise")}
+    if standardisation == "harmonise_gated":
+        h = gate(h)
+    applied = standardisation == "harmonise" or (standardisation == "harmonise_gated" and h.weight > 0)
+    out = {"harmonisation": dict(h.to_dict(), applied=bool(applied))}
     if not h.reliable:
         out["warning"] = ("the export's window could not be estimated from its histogram (no aerated lung "
                           "and soft tissue found); the score is less reliable")

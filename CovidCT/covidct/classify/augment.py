@@ -8,7 +8,6 @@ Each draw uses the ``numpy.random.Generator`` passed in, so runs are reproducibl
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 from scipy import ndimage
@@ -109,13 +108,9 @@ def noise(image, rng, cfg):
 
 
 def jpeg(image, rng, cfg):
-    from PIL import Image
+    from ..enhance.degradation import jpeg_roundtrip
 
-    buffer = io.BytesIO()
-    quality = int(rng.integers(cfg["jpeg_quality"][0], cfg["jpeg_quality"][1] + 1))
-    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(buffer, "JPEG", quality=quality)
-    buffer.seek(0)
-    return np.asarray(Image.open(buffer), dtype=np.float32) / 255.0
+    return jpeg_roundtrip(image, int(rng.integers(cfg["jpeg_quality"][0], cfg["jpeg_quality"][1] + 1)))
 
 
 def resolution(image, rng, cfg):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .input_normalisation import resize
 
 
 def cam_to_slice(cam: np.ndarray, box: tuple, slice_shape: tuple) -> np.ndarray:
@@ -43,7 +42,3 @@ def cam_volume(cams: dict, boxes: dict, volume_shape: tuple, lung_mask=None) -> 
         heat /= peak
     return np.clip(heat, 0.0, 1.0, out=heat)
 
-
-def resize_cam(cam: np.ndarray, size_px: int) -> np.ndarray:
-    """A CAM at the network input's size (for overlays on the normalised slice)."""
-    return resize(cam, size_px)

@@ -19,11 +19,18 @@ standardising it away would hide the disease.  When a class is mostly clipped (l
 black in a mediastinal window, tissue saturated in a narrow one) the Otsu split replaces
 that landmark; when neither is usable, or the implied gain is implausible, the image is
 passed through unchanged and the status says so (``fallback``), so a caller can flag it.
+
+**Gated** harmonisation (``harmonise_gated``, classifier 1.3.2) applies the map only as far
+as the estimate lies outside the estimator's own noise: HU slices shown exactly at the
+canonical window are estimated within ``GATE_HU[0]`` HU of it in 95 % of cases
+(``python -m covidct.classify.harmonise_gate``), so a smaller deviation is not evidence of
+another window and correcting it would only add noise.  Between ``GATE_HU[0]`` and
+``GATE_HU[1]`` the correction is blended in linearly; beyond, it is applied in full.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -37,6 +44,8 @@ CLIP_TOLERANCE = 1.5 / 255.0
 MAX_CLIPPED_SHARE = 0.4   # a class more clipped than this gives no landmark
 MIN_LANDMARK_GAP = 0.04   # landmarks closer than this (unit grey) give no usable scale
 GAIN_RANGE = (0.25, 4.0)  # exports wider than 4x or narrower than 1/4 of the canonical window: not trusted
+# Estimator noise on canonical renders (95th percentile of the deviation, HU) and twice it.
+GATE_HU = (115.0, 230.0)
 HISTOGRAM_BINS = 256
 
 STATUSES = ("dark+bright", "dark+split", "split+bright", "fallback")
@@ -53,6 +62,7 @@ class Harmonisation:
     split: float
     bright: float
     lung_detail_clipped: bool = False  # the dark class is mostly black: lung texture was cut off by the window
+    weight: float = 1.0  # share of the correction applied (gated harmonisation blends it in)
 
     @property
     def reliable(self) -> bool:
@@ -63,6 +73,11 @@ class Harmonisation:
         low, high = LUNG_WINDOW_HU
         width = high - low
         return (low + width * self.offset, low + width * (self.offset + self.gain))
+
+    def deviation_hu(self) -> float:
+        """How far the estimated window lies from the canonical one (the larger end's distance, HU)."""
+        low, high = self.window_hu()
+        return max(abs(low - LUNG_WINDOW_HU[0]), abs(high - LUNG_WINDOW_HU[1]))
 
     def to_dict(self) -> dict:
         out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -112,12 +127,28 @@ def estimate(unit: np.ndarray) -> Harmonisation:
     return Harmonisation("fallback", 1.0, 0.0, dark_level, split, bright_level, not dark_ok)
 
 
+def gate(harmonisation: Harmonisation, gate_hu: tuple = GATE_HU) -> Harmonisation:
+    """The map shrunk towards identity while the estimate is within the estimator's noise."""
+    if not harmonisation.reliable:
+        return harmonisation
+    start, full = gate_hu
+    weight = float(np.clip((harmonisation.deviation_hu() - start) / (full - start), 0.0, 1.0))
+    return replace(harmonisation, weight=weight)
+
+
 def apply(unit: np.ndarray, harmonisation: Harmonisation) -> np.ndarray:
     """``unit`` on the canonical scale (float32, clipped to [0, 1])."""
-    out = np.asarray(unit, dtype=np.float32) * np.float32(harmonisation.gain) + np.float32(harmonisation.offset)
+    w = harmonisation.weight
+    gain, offset = 1.0 + w * (harmonisation.gain - 1.0), w * harmonisation.offset
+    out = np.asarray(unit, dtype=np.float32) * np.float32(gain) + np.float32(offset)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
 def harmonise(unit: np.ndarray) -> np.ndarray:
     """Estimate and apply in one step (what training and inference do to every input)."""
     return apply(unit, estimate(unit))
+
+
+def harmonise_gated(unit: np.ndarray) -> np.ndarray:
+    """:func:`harmonise` with the correction gated by the estimator's noise (:func:`gate`)."""
+    return apply(unit, gate(estimate(unit)))

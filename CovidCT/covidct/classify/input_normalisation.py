@@ -46,12 +46,14 @@ def to_unit(image: np.ndarray, is_hounsfield: bool) -> np.ndarray:
     return np.clip(image, 0.0, 1.0)
 
 
-def _box_from_mask(mask: np.ndarray, margin_fraction: float) -> Optional[tuple]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0 or cols.size == 0:
+def crop_box(mask: np.ndarray, margin_fraction: float) -> Optional[tuple]:
+    """``(r0, r1, c0, c1)`` of a 2D mask's bounding box widened by a share of its own size; None if empty."""
+    from ..preprocess.morphology import bounding_box
+
+    row_span, col_span = bounding_box(np.asarray(mask, dtype=bool))
+    if row_span.stop == row_span.start:
         return None
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    r0, r1, c0, c1 = row_span.start, row_span.stop, col_span.start, col_span.stop
     mr = int(round((r1 - r0) * margin_fraction))
     mc = int(round((c1 - c0) * margin_fraction))
     h, w = mask.shape
@@ -107,7 +109,7 @@ def content_box(unit: np.ndarray) -> tuple:
     keep_rows = bright.mean(axis=1) > 0.05
     keep_cols = bright.mean(axis=0) > 0.05
     mask = np.outer(keep_rows, keep_cols)
-    box = _box_from_mask(mask, 0.0)
+    box = crop_box(mask, 0.0)
     if box is None or (box[1] - box[0]) < 16 or (box[3] - box[2]) < 16:
         return (0, unit.shape[0], 0, unit.shape[1])
     return box
@@ -159,7 +161,7 @@ def export_lung_mask(unit: np.ndarray) -> Optional[np.ndarray]:
     lungs = np.isin(labels, keep)
     if lungs.sum() < max(MIN_LUNG_PIXELS, MIN_EXPORT_LUNG_SHARE * unit.size):
         return None
-    body, found = _box_from_mask(~outside, 0.0), _box_from_mask(lungs, 0.0)
+    body, found = crop_box(~outside, 0.0), crop_box(lungs, 0.0)
     if (found[3] - found[2]) < MIN_EXPORT_LUNG_WIDTH * (body[3] - body[2]):
         return None  # one lung only (the other open to the border): the content box is safer
     return ndimage.binary_fill_holes(lungs)
@@ -172,12 +174,12 @@ def lung_box(lung_mask_2d: Optional[np.ndarray], unit: np.ndarray) -> tuple:
     with the HU slices' margin); a tightly cropped export to its content.
     """
     if lung_mask_2d is not None and int(np.count_nonzero(lung_mask_2d)) >= MIN_LUNG_PIXELS:
-        box = _box_from_mask(np.asarray(lung_mask_2d, bool), CROP_MARGIN_FRACTION)
+        box = crop_box(np.asarray(lung_mask_2d, bool), CROP_MARGIN_FRACTION)
         if box is not None:
             return box
     lungs = export_lung_mask(unit)
     if lungs is not None:
-        box = _box_from_mask(lungs, SLICE_CROP_MARGIN_FRACTION)
+        box = crop_box(lungs, SLICE_CROP_MARGIN_FRACTION)
         if box is not None:
             return box
     return content_box(unit)
@@ -217,7 +219,7 @@ def slice_crop_boxes(lung_mask: np.ndarray, slices, crop: str = "slice") -> dict
     if crop == "scan":
         box = volume_lung_box(lung_mask)
         return {int(k): box for k in slices}
-    return {int(k): _box_from_mask(lung_mask[k], SLICE_CROP_MARGIN_FRACTION) for k in slices}
+    return {int(k): crop_box(lung_mask[k], SLICE_CROP_MARGIN_FRACTION) for k in slices}
 
 
 def volume_lung_box(lung_mask: np.ndarray) -> Optional[tuple]:
@@ -226,7 +228,7 @@ def volume_lung_box(lung_mask: np.ndarray) -> Optional[tuple]:
     Every slice of a scan is cropped with this one box, so all slices share one
     mm-per-pixel scale and small apical sections are shown at their true size.
     """
-    return _box_from_mask(np.asarray(lung_mask, dtype=bool).any(axis=0), CROP_MARGIN_FRACTION)
+    return crop_box(np.asarray(lung_mask, dtype=bool).any(axis=0), CROP_MARGIN_FRACTION)
 
 
 def crop_and_resize(image: np.ndarray, is_hounsfield: bool, lung_mask_2d=None,
@@ -250,16 +252,21 @@ def standardise_histogram(unit: np.ndarray) -> np.ndarray:
     return (ranks / float(flat.size)).reshape(np.shape(unit))
 
 
-STANDARDISATIONS = ("equalise", "none", "harmonise")
+STANDARDISATIONS = ("equalise", "none", "harmonise", "harmonise_gated")
 
 
 def standardise(unit: np.ndarray, method: str = "equalise") -> np.ndarray:
     """Step 4 by name: ``harmonise`` (2.0: each image's window mapped to the canonical one,
-    :mod:`.harmonise`), ``none`` (1.1-1.3: as exported) or ``equalise`` (1.0 ablation)."""
+    :mod:`.harmonise`), ``harmonise_gated`` (1.3.2: only beyond the estimator's noise),
+    ``none`` (1.1-1.3: as exported) or ``equalise`` (1.0 ablation)."""
     if method == "harmonise":
         from .harmonise import harmonise
 
         return harmonise(unit)
+    if method == "harmonise_gated":
+        from .harmonise import harmonise_gated
+
+        return harmonise_gated(unit)
     if method == "equalise":
         return standardise_histogram(unit)
     if method == "none":

@@ -89,7 +89,7 @@ def choose_pooling(scans: dict) -> tuple:
 def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
             threshold_from: str | None = None, log=print) -> dict:
     """Write ``weights_dir/KEY.pt`` and ``KEY.json`` from ``run_dir`` (model.pt + run.json)."""
-    from ..weights import sha256_of
+    from ..weights import sha256_of, write_manifest
 
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -161,6 +161,6 @@ def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
         "licence": "Weights inherit CC BY-NC-SA 4.0 (SARS-CoV-2 CT-scan set): non-commercial, share-alike; "
                    "UCSD COVID-CT images are for research only. Research use only, not for diagnosis.",
     }
-    (weights_dir / f"{key}.json").write_text(json.dumps(entry, indent=1, default=float) + "\n", encoding="utf-8")
+    write_manifest(key, entry, weights_dir, indent=1)
     log(f"wrote {target} and {key}.json: pooling {method}, threshold {threshold:.4f}")
     return entry

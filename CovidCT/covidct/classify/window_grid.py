@@ -20,7 +20,6 @@ A leave-one-patient-out model scores each scan with the members that never saw i
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
@@ -47,8 +46,6 @@ def _window(name: str) -> tuple:
 
 def render_export(hu: np.ndarray, condition: str, body: np.ndarray | None = None) -> np.ndarray:
     """One HU slice as an 8-bit export (uint8) under a named condition."""
-    from PIL import Image
-
     width, level = _window(condition)
     hu = np.asarray(hu, np.float32)
     if "circular FOV" in condition:
@@ -59,13 +56,11 @@ def render_export(hu: np.ndarray, condition: str, body: np.ndarray | None = None
     unit = np.clip((hu - (level - width / 2)) / width, 0.0, 1.0)
     if "grey" in condition and body is not None:
         unit = np.where(body, unit, GREY_BACKGROUND)
-    grey = np.round(unit * 255).astype(np.uint8)
     if "JPEG" in condition:
-        buffer = io.BytesIO()
-        Image.fromarray(grey).save(buffer, "JPEG", quality=int(condition.split("q")[-1]))
-        buffer.seek(0)
-        grey = np.asarray(Image.open(buffer))
-    return grey
+        from ..enhance.degradation import jpeg_roundtrip
+
+        unit = jpeg_roundtrip(unit, int(condition.split("q")[-1]))
+    return np.round(unit * 255).astype(np.uint8)
 
 
 def _body(hu_slice: np.ndarray) -> np.ndarray:

@@ -38,9 +38,10 @@ def register(subparsers) -> None:
                     "Writes weights/ and manifests.")
     t.add_argument("--config", default=str(configs_dir() / "enhancer_cpu.json"),
                    help="training config (default: configs/enhancer_cpu.json)")
-    t.add_argument("--stage", action="append", choices=("fidelity", "x2", "refine", "features", "gan"),
-                   help="run only these stages (repeatable; default: all, in the order fidelity, x2, refine, "
-                        "features, gan)")
+    t.add_argument("--stage", action="append", choices=("budgeted", "fidelity", "x2", "refine", "features", "gan"),
+                   help="run only these stages (repeatable; default: fidelity, x2, refine, features, gan in that "
+                        "order). 'budgeted' (configs with a budgeted section) trains x4 for the config's wall-clock "
+                        "budget and resumes from its checkpoint when run again")
     t.add_argument("--data", default=None, help="shared data folder (default: ../shared/data from the repository)")
     t.add_argument("--work-dir", default=None, help="checkpoints (default: <temporary folder>/covidct_enhancer_work/NAME)")
     t.add_argument("--weights-dir", default=None, help="where to export the weights (default: the weights folder)")
@@ -55,7 +56,9 @@ def register(subparsers) -> None:
     e.add_argument("--patient", default="P001", help="held-out patient folder under covid-ct-md (default: P001)")
     e.add_argument("--slice-step", type=int, default=4, help="use every Nth slice (default: 4)")
     e.add_argument("--conditions", nargs="+", default=["x2", "x4", "x4_realistic"],
-                   choices=("x2", "x4", "x4_realistic"))
+                   choices=("x2", "x4", "x4_realistic", "x4_soft_kernel", "x4_sharp_kernel", "x4_low_dose",
+                            "x4_thick_slice", "x4_jpeg"),
+                   help="degradations to score (the x4_* single faults give the gain per degradation)")
     e.add_argument("--models", nargs="+", default=["fidelity", "gan"], choices=("fidelity", "gan"))
     e.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="generator arithmetic (auto: bf16 where the hardware has it; compare with fp32)")
@@ -118,7 +121,7 @@ def _pil_format(path: Path) -> str:
 
 
 def run_train(args) -> int:
-    from ..enhance.training import STAGES, Trainer, load_config
+    from ..enhance.training import ALL_STAGES, STAGES, Trainer, load_config
     from ..weights import weights_dir
 
     config_path = Path(args.config)
@@ -132,7 +135,7 @@ def run_train(args) -> int:
     trainer = Trainer(config, data_dir=args.data, work_dir=args.work_dir,
                       weights_dir=args.weights_dir or weights_dir(), device=device,
                       log=lambda message: print(message, flush=True))
-    stages = [s for s in STAGES if s in (args.stage or STAGES)]
+    stages = [s for s in ALL_STAGES if s in (args.stage or STAGES)]
     results = trainer.run(stages)
     print(json.dumps(results, indent=2, default=str))
     return 0

@@ -10,6 +10,10 @@ the work folder:
 4. ``features`` - the self-supervised CT feature encoder for the feature loss;
 5. ``gan``      - fine-tune the (refined) x4 generator with feature loss + 1e-3 adversarial loss.
 
+Configs with a ``budgeted`` section add the stage ``budgeted`` (run on request, not by
+default): x4 fidelity training sized by wall-clock time, resumable, with EMA and a
+validation curve (:mod:`covidct.enhance.budgeted_training`); ``gan`` then starts from it.
+
 Adam (0.9, 0.999), learning rate halved at fixed fractions of the steps.  Training is
 deterministic for a given config on one CPU thread (seeded numpy and torch).
 """
@@ -36,6 +40,7 @@ from .losses import FeatureLoss, discriminator_loss, generator_adversarial_loss,
 from .weights_io import write_generator_weights
 
 STAGES = ("fidelity", "x2", "refine", "features", "gan")
+ALL_STAGES = ("budgeted",) + STAGES
 _BATCH_SEED_OFFSETS = {"fidelity": 100, "x2": 103, "refine": 104}  # fixed: the shipped weights used these
 
 
@@ -227,7 +232,18 @@ class Trainer:
         return summary
 
     def _x4_fidelity_checkpoint(self) -> str:
+        if self.config.get("budgeted"):
+            return "generator_x4_budgeted"
         return "generator_x4_refined" if self.config.get("refine") else "generator_x4_fidelity"
+
+    def train_budgeted(self) -> dict:
+        from .budgeted_training import BudgetedRun
+
+        summary = BudgetedRun(self.config, self.data_dir, self.work_dir, self.weights_dir, self.log,
+                              str(self.device)).run()
+        # The exported generator (EMA weights, batch norm re-estimated) is where the GAN starts.
+        (self.work_dir / "generator_ema_refreshed.pt").replace(self._ckpt("generator_x4_budgeted"))
+        return summary
 
     def train_refine(self) -> dict:
         cfg = self.config.get("refine")
