@@ -42,7 +42,7 @@ if _MODULE_DIR not in sys.path:
     sys.path.insert(0, _MODULE_DIR)
 
 from CovidCTLib import (analysis_process, analysis_run, compare_layout, dependencies, heatmap_display,  # noqa: E402
-                        result_import, slice_scores, volume_nodes)
+                        slice_scores, volume_nodes)
 from CovidCTLib.analysis_process import AnalysisProcess, AnalysisState  # noqa: E402
 from covidct.display import HEAT_LOWER_THRESHOLD, HEAT_OPACITY  # noqa: E402
 

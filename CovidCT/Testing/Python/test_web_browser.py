@@ -173,6 +173,23 @@ def test_wheel_scrolls_both_linked_views(browser, server_url):
     page.close()
 
 
+def test_second_analysis_waits_in_line(browser, server_url):
+    """The server runs one analysis at a time here (--max-analyses 1): a second tab queues."""
+    first, second = (web.new_session_page(browser, server_url) for _ in range(2))
+    for page in (first, second):
+        web.open_sample(page)
+    first.click("#analyze")
+    first.wait_for_selector("#stage:has-text('%')")
+    second.click("#analyze")
+    second.wait_for_selector("#stage:has-text('waiting: 1 analysis(es) ahead')")
+    first.click("#cancel")
+    second.wait_for_selector("#stage:has-text('%')")  # its turn came
+    second.click("#cancel")
+    second.wait_for_selector("#stage:has-text('cancelled')")
+    first.close()
+    second.close()
+
+
 def _open_typed_path(page, relative: str) -> str:
     page.locator("input#path-input, #path-input input").fill(relative)
     page.click("#open-path")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -45,16 +44,12 @@ def missing_browser_reason():
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def running_server(data_dir: Path, scratch: Path, max_analyses: int = 1):
     """``covidct serve`` on a free loopback port; every file it writes lands under ``scratch``."""
-    port = free_port()
+    from covidct_web.launcher import free_port, port_open
+
+    port = free_port("127.0.0.1")
     scratch.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=os.pathsep.join(
         [str(CORE_DIR)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
@@ -65,10 +60,7 @@ def running_server(data_dir: Path, scratch: Path, max_analyses: int = 1):
         cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     try:
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        while not port_open("127.0.0.1", port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("covidct serve did not start:\n" + (scratch / "server.log").read_text())
             time.sleep(0.2)
