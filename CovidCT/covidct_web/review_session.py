@@ -154,6 +154,15 @@ class ReviewSession:
         self.current_slice = int(index)
         return self.current_slice
 
+    def slice_shown(self) -> Optional[int]:
+        """The slice the original view shows now (follows wheel scrolls in the browser)."""
+        reference = (self.nodes.heatmap if self.nodes is not None else None) or self.input_node
+        if reference is None:
+            return None
+        view = compare_layout.slice_node_for_view(self.scene, compare_layout.ORIGINAL_VIEW)
+        self.current_slice = compare_layout.slice_index_shown(view, reference)
+        return self.current_slice
+
     def jump_to_most_suspicious(self) -> Optional[int]:
         if self.result is None:
             return None

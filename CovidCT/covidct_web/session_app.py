@@ -205,7 +205,10 @@ class SessionApp:
         logger.info("analysis cancelled")
 
     def tick(self) -> None:
-        """Follow the queue and the analysis process (called from the event loop)."""
+        """Follow the views, the queue and the analysis process (called from the event loop)."""
+        if self.state.scan_loaded:
+            shown = self.session.slice_shown()
+            self.state.current_slice = -1 if shown is None else shown
         run = self.session.run
         if run is None or not self.state.busy:
             return

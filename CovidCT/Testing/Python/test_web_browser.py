@@ -232,3 +232,11 @@ def test_closed_tabs_leave_no_work_folders(browser, server_url, scratch):
             break
         time.sleep(0.5)
     assert not sessions, sessions
+
+
+def test_server_log_names_no_scan(server_url, scratch, data_dir):
+    """Scan names and paths (which may identify a patient) never reach the log."""
+    log = (scratch / "server.log").read_text()
+    assert "scan opened" in log and "analysis done" in log  # the log is there, and says what happened
+    for name in [SAMPLE_SCAN.name, "P001", str(data_dir), *BAD_INPUT_CASES]:
+        assert name not in log, name
