@@ -190,37 +190,43 @@ def test_second_analysis_waits_in_line(browser, server_url):
     second.close()
 
 
-def _open_typed_path(page, relative: str) -> str:
+@pytest.fixture(scope="module")
+def path_page(browser, server_url):
+    """One tab for the typed-path cases (each open replaces the previous message)."""
+    page = web.new_session_page(browser, server_url)
+    yield page
+    page.close()
+
+
+def _open_typed_path(page, relative: str, message_pattern: str) -> str:
+    from playwright.sync_api import expect
+
     page.locator("input#path-input, #path-input input").fill(relative)
     page.click("#open-path")
-    page.wait_for_selector("#error")
+    expect(page.locator("#error")).to_contain_text(re.compile(message_pattern), timeout=web.PAGE_TIMEOUT_MS)
     return page.inner_text("#error")
 
 
 @pytest.mark.parametrize("name", BAD_INPUT_CASES)
-def test_bad_input_gets_the_cli_message(browser, server_url, data_dir, bad_input_paths, name):
+def test_bad_input_gets_the_cli_message(path_page, data_dir, bad_input_paths, name):
     before = bad_inputs.snapshot([data_dir])
-    page = web.new_session_page(browser, server_url)
-    message = _open_typed_path(page, bad_input_paths[name])
-    assert re.search(bad_inputs.CASES[name].expected.message, message), message
-    assert not page.is_enabled("#analyze")
+    _open_typed_path(path_page, bad_input_paths[name], bad_inputs.CASES[name].expected.message)
+    assert not path_page.is_enabled("#analyze")
     assert bad_inputs.snapshot([data_dir]) == before  # nothing written next to the input
-    page.close()
 
 
-def test_path_outside_the_data_dir_is_refused(browser, server_url, data_dir, tmp_path):
+def test_path_outside_the_data_dir_is_refused(path_page, data_dir, tmp_path):
     outside = tmp_path / "outside.nrrd"
     outside.write_bytes(SAMPLE_SCAN.read_bytes())
-    page = web.new_session_page(browser, server_url)
     relative = os.path.relpath(outside, data_dir)
     assert relative.startswith("..")
-    message = _open_typed_path(page, relative)
-    assert "outside the data folder" in message
+    _open_typed_path(path_page, relative, "outside the data folder")
+    assert not path_page.is_enabled("#analyze")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.nrrd"]
-    page.close()
 
 
-def test_closed_tabs_leave_no_work_folders(browser, server_url, scratch):
+def test_closed_tabs_leave_no_work_folders(browser, server_url, scratch, path_page):
+    path_page.close()  # every tab of this module is closed now
     page = web.new_session_page(browser, server_url)
     web.open_sample(page)
     page.close()

@@ -56,7 +56,7 @@ def running_server(data_dir: Path, scratch: Path, max_analyses: int = 1):
     log = open(scratch / "server.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "covidct", "serve", "--port", str(port), "--data-dir", str(data_dir),
-         "--max-analyses", str(max_analyses), "--session-timeout", "5", "--device", "cpu"],
+         "--max-analyses", str(max_analyses), "--session-timeout", "3", "--device", "cpu"],
         cwd=scratch, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     try:
