@@ -162,7 +162,7 @@ class SessionApp:
         await self.open_path(path, "uploaded scan")
 
     async def open_path(self, path: Path, label: str) -> None:
-        if self.session.state.busy:
+        if self.state.busy:  # running or waiting in line
             self._show_error("An analysis is running: cancel it before opening another scan.")
             return
         with self.state:

@@ -128,6 +128,12 @@ def test_whole_read_on_the_sample(browser, server_url, tmp_path):
     download.value.save_as(pdf)
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "COVID-19" in text and "research" in text.lower()
+    links = {a.inner_text(): a.evaluate("a => a.href") for a in page.locator("#downloads a").all()}
+    for label in ("result.json", "report_per_slice.csv", "enhanced volume (NRRD)", "heatmap volume (NRRD)",
+                  "lung mask volume (NRRD)"):
+        response = page.request.get(links[label])
+        assert response.ok and len(response.body()) > 100, label
+    assert page.request.get(links["result.json"]).json()["decision"] == decision
     page.close()
 
 
