@@ -55,8 +55,8 @@ def start_analysis(scene, input_node, work_dir, *, device="auto", enhancement="a
 
     When the run succeeds its ``poll()`` imports the results into ``scene`` and calls
     ``on_imported(result, nodes)``; ``importer(out_dir) -> (result, nodes)`` replaces the
-    default import (the Slicer module reads its parameter node at that moment).  ``dicom_files`` (the series the node came from) adds
-    the DICOM report step.  With ``owns_work_dir`` the folder is removed if starting fails
+    default import (the Slicer module reads its parameter node at that moment).
+    ``dicom_files`` (the series the node came from) adds the DICOM report step.  With ``owns_work_dir`` the folder is removed if starting fails
     and by ``remove_work_dir()`` once the run is over.  ``start=False`` returns the run
     unstarted (a queue starts it later).
     """
