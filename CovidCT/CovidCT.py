@@ -9,7 +9,6 @@ responsive and Cancel stops everything at once.
 
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -42,8 +41,8 @@ _MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
 if _MODULE_DIR not in sys.path:
     sys.path.insert(0, _MODULE_DIR)
 
-from CovidCTLib import (analysis_process, compare_layout, dependencies, heatmap_display,  # noqa: E402
-                        result_import, slice_scores, volume_nodes)
+from CovidCTLib import (analysis_process, analysis_run, compare_layout, dependencies, heatmap_display,  # noqa: E402
+                        slice_scores, volume_nodes)
 from CovidCTLib.analysis_process import AnalysisProcess, AnalysisState  # noqa: E402
 from covidct.display import HEAT_LOWER_THRESHOLD, HEAT_OPACITY  # noqa: E402
 
@@ -400,12 +399,7 @@ class CovidCTLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     @staticmethod
     def writeInputVolume(inputVolume, path: Path) -> Path:
         """The input as NRRD for the core (voxels + geometry only: no patient identifiers)."""
-        import SimpleITK as sitk
-
-        from covidct.volume import to_sitk
-
-        sitk.WriteImage(to_sitk(volume_nodes.ct_volume_from_node(inputVolume)), str(path), True)
-        return path
+        return analysis_run.write_input_volume(inputVolume, path)
 
     @staticmethod
     def dicomSourceFiles(inputVolume) -> list:
@@ -434,29 +428,10 @@ class CovidCTLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
         ownsWorkDir = workDir is None
         workDir = Path(tempfile.mkdtemp(prefix="CovidCT-", dir=slicer.app.temporaryPath) if ownsWorkDir
                        else workDir)
-        workDir.mkdir(parents=True, exist_ok=True)
-        try:
-            inputPath = self.writeInputVolume(inputVolume, workDir / "input.nrrd")
-            dicomSource = analysis_process.dicom_source_folder(self.dicomSourceFiles(inputVolume), workDir)
-        except BaseException:
-            if ownsWorkDir:
-                shutil.rmtree(workDir, ignore_errors=True)
-            raise
-        outDir = workDir / "output"
-        command = analysis_process.analyze_command(inputPath, outDir, device, enhancement, scale,
-                                                   report=dicomSource is None)
-        then = [] if dicomSource is None else [analysis_process.report_step(outDir, dicomSource)]
-        logging.info("CovidCT: running " + " ".join(command)
-                     + "".join(" && " + " ".join(step.command) for step in then))
-
-        def importResults(process):
-            result, nodes = self.importResults(process.out_dir, inputVolume)
-            if onImported is not None:
-                onImported(result, nodes)
-
-        process = AnalysisProcess(command, env=analysis_process.core_environment(), cwd=str(workDir),
-                                  on_success=importResults, then=then, work_dir=workDir, out_dir=outDir,
-                                  owns_work_dir=ownsWorkDir)
+        process = analysis_run.start_analysis(
+            slicer.mrmlScene, inputVolume, workDir, device=device, enhancement=enhancement, scale=scale,
+            dicom_files=self.dicomSourceFiles(inputVolume), owns_work_dir=ownsWorkDir,
+            importer=lambda outDir: self.importResults(outDir, inputVolume), on_imported=onImported, start=False)
         self._runs.append(process)
         if not self.hasObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self._onSceneStartClose):
             # After the widget's own handler (priority 0), which updates the GUI.
@@ -489,11 +464,8 @@ class CovidCTLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     def importResults(self, outDir, inputVolume):
         """Read ``outDir/result.json`` and load its volumes as new nodes (input untouched)."""
         parameters = self.getParameterNode()
-        colour = parameters.colourMap or heatmap_display.load_colour_table(slicer.mrmlScene)
-        result = result_import.read_result(outDir)
-        nodes = result_import.import_result(slicer.mrmlScene, result, inputVolume, colour,
-                                            parameters.heatmapThreshold)
-        return result, nodes
+        return analysis_run.import_results(slicer.mrmlScene, outDir, inputVolume, parameters.colourMap,
+                                           parameters.heatmapThreshold)
 
     @staticmethod
     def storeResults(parameters, result, nodes) -> None:
@@ -513,16 +485,9 @@ class CovidCTLogic(ScriptedLoadableModuleLogic, VTKObservationMixin):
     def saveReport(parameters, destination) -> Path:
         """Copy the last analysis's PDF report to ``destination`` (a path the user chose), and
         its DICOM files, when there are any, next to it (``<name>.dcm``, ``<name>_measurements_sr.dcm``)."""
-        source = Path(parameters.reportPath) if parameters.reportPath else None
-        if source is None or not source.exists():
+        if not parameters.reportPath or not Path(parameters.reportPath).exists():
             raise ValueError(_("No report is available: run the analysis first."))
-        destination = Path(destination)
-        shutil.copyfile(source, destination)
-        for suffix in (".dcm", "_measurements_sr.dcm"):
-            companion = source.with_name(source.stem + suffix)
-            if companion.is_file():
-                shutil.copyfile(companion, destination.with_name(destination.stem + suffix))
-        return destination
+        return analysis_run.copy_report(parameters.reportPath, destination)
 
     @staticmethod
     def keySlices(parameters) -> list:

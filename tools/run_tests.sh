@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: poppler-utils renders report PDFs to PNG/text in the tests; the EGL/Mesa
-# libraries let slicer-core render slice views offscreen.
-DEB_PACKAGES="poppler-utils libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libgl1 libglu1-mesa libxt6"
+# libraries let slicer-core render slice views offscreen; chromium is the browser the web
+# tests drive through playwright (never `playwright install`: Debian's build is used).
+DEB_PACKAGES="poppler-utils libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libgl1 libglu1-mesa libxt6 chromium"
 missing=$(for p in $DEB_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -15,5 +16,5 @@ if [ -n "$missing" ]; then
 fi
 
 python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[test]"
+python3 -m pip install -q -e ".[test,web]" playwright
 python3 -m pytest "$@"

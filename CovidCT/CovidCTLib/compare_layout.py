@@ -151,6 +151,20 @@ def slice_centre_ras(volume_node, slice_index: int) -> np.ndarray:
     return np.array(world)
 
 
+def slice_index_shown(slice_node, volume_node) -> Optional[int]:
+    """Index ``k`` of the slice of ``volume_node`` that ``slice_node`` shows (after a scroll,
+    a jump or a pan), or ``None`` when the view is outside the volume."""
+    from .volume_nodes import array_from_vtk_matrix, ijk_to_ras_of_node
+
+    world = array_from_vtk_matrix(slice_node.GetSliceToRAS())[:3, 3]
+    local = [0.0, 0.0, 0.0]
+    volume_node.TransformPointFromWorld(list(world), local)  # identity without a parent transform
+    k = float((np.linalg.inv(ijk_to_ras_of_node(volume_node)) @ np.append(local, 1.0))[2])
+    depth = volume_node.GetImageData().GetDimensions()[2]
+    index = int(round(k))
+    return index if 0 <= index < depth else None
+
+
 def jump_to_slice(slice_nodes: Iterable, volume_node, slice_index: int) -> np.ndarray:
     """Move every view in ``slice_nodes`` so it shows slice ``slice_index`` of ``volume_node``.
 

@@ -13,7 +13,7 @@ import numpy as np
 
 import slicer
 
-from .volume_nodes import add_volume_node
+from .volume_nodes import add_volume_node, remove_with_display_nodes
 
 LUNG_COLOUR_RGB = (0.77, 0.63, 0.57)  # Slicer's terminology colour for lung tissue
 DEFAULT_SEGMENT_NAMES = {1: "Lungs"}
@@ -56,7 +56,7 @@ def segmentation_from_labelmap(scene, label_voxels: np.ndarray, ijk_to_ras, name
         if not ok:
             raise ValueError("The lung mask could not be converted to a segmentation.")
     finally:
-        _remove_with_display(scene, labelmap_node)
+        remove_with_display_nodes(scene, labelmap_node)
 
     segmentation = segmentation_node.GetSegmentation()
     for index in range(segmentation.GetNumberOfSegments()):
@@ -69,15 +69,6 @@ def segmentation_from_labelmap(scene, label_voxels: np.ndarray, ijk_to_ras, name
         display.SetVisibility2DFill(False)  # outline only: the CT and heatmap stay visible
         display.SetVisibility2DOutline(True)
     return segmentation_node
-
-
-def _remove_with_display(scene, node) -> None:
-    display_ids = [node.GetNthDisplayNodeID(i) for i in range(node.GetNumberOfDisplayNodes())]
-    scene.RemoveNode(node)
-    for display_id in display_ids:
-        display = scene.GetNodeByID(display_id)
-        if display is not None:
-            scene.RemoveNode(display)
 
 
 def segment_voxel_counts(segmentation_node) -> dict:

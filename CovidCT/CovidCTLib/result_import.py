@@ -72,7 +72,7 @@ class AnalysisResult:
         path = Path(name)
         return path if path.is_absolute() else self.out_dir / path
 
-    def summary_text(self) -> str:
+    def summary_lines(self) -> list:
         """Lines for the results panel (no identifiers: result.json holds none)."""
         lines = [f"Decision: {self.decision} (COVID-19 probability {self.covid_probability:.2f}, "
                  f"threshold {self.threshold:.2f})"]
@@ -85,7 +85,21 @@ class AnalysisResult:
             if basis.classifier_decision and basis.classifier_decision != self.decision:
                 line += f" (classifier alone: {basis.classifier_decision})"
             lines.append(line)
-        return "\n".join(lines)
+        total = self.analysis.quantification.total if self.analysis.quantification else None
+        if total is not None:
+            line = f"Lung involvement {total.involvement_percent:.1f} % of {total.volume_ml:.0f} ml"
+            if total.severity_score is not None:
+                line += f"; severity score {total.severity_score}"
+                if total.severity_max is not None:
+                    line += f" of {total.severity_max}"
+            lines.append(line + ".")
+        corads = self.analysis.corads
+        if corads is not None:
+            lines.append(corads.text or f"CO-RADS-style suggestion: {corads.category} ({corads.label})")
+        return lines
+
+    def summary_text(self) -> str:
+        return "\n".join(self.summary_lines())
 
 
 def read_result(out_dir) -> AnalysisResult:

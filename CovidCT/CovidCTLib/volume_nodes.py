@@ -12,6 +12,8 @@ import numpy as np
 import vtk
 from vtk.util import numpy_support
 
+from covidct.display import LUNG_WINDOW_LEVEL_HU, LUNG_WINDOW_WIDTH_HU
+
 
 def vtk_matrix_from_array(matrix) -> vtk.vtkMatrix4x4:
     matrix = np.asarray(matrix, dtype=float)
@@ -78,6 +80,17 @@ def add_volume_node_from_ct(scene, volume, name: str,
     return add_volume_node(scene, volume.voxels, volume.ijk_to_ras(), name, node_class)
 
 
+def remove_with_display_nodes(scene, node) -> None:
+    """Remove ``node`` and its display nodes (which the scene would otherwise keep)."""
+    display_ids = [node.GetNthDisplayNodeID(i) for i in range(node.GetNumberOfDisplayNodes())] \
+        if hasattr(node, "GetNumberOfDisplayNodes") else []
+    scene.RemoveNode(node)
+    for display_id in display_ids:
+        display = scene.GetNodeByID(display_id)
+        if display is not None:
+            scene.RemoveNode(display)
+
+
 def ct_volume_from_node(volume_node):
     """:class:`covidct.volume.CTVolume` with the node's voxels and geometry (for writing to disk).
 
@@ -110,16 +123,31 @@ def copy_window_level(source_node, target_node) -> None:
     target.SetInterpolate(source.GetInterpolate())
 
 
-def set_lung_window(volume_node, window_hu: float = None, level_hu: float = None) -> None:
-    """The standard lung window (what a radiologist reads COVID-19 findings in; the models' window)."""
-    from covidct.display import LUNG_WINDOW_LEVEL_HU, LUNG_WINDOW_WIDTH_HU
+# Reading windows (width, level) in HU: lung parenchyma for COVID-19 findings (the models'
+# own window), mediastinum for soft tissue (nodes, effusion).
+WINDOW_PRESETS_HU = {"lung": (LUNG_WINDOW_WIDTH_HU, LUNG_WINDOW_LEVEL_HU), "mediastinum": (350.0, 40.0)}
 
-    window_hu = LUNG_WINDOW_WIDTH_HU if window_hu is None else window_hu
-    level_hu = LUNG_WINDOW_LEVEL_HU if level_hu is None else level_hu
+
+def set_window_level(volume_node, window_hu: float, level_hu: float) -> None:
+    """Fixed grey-scale window/level (auto window/level off)."""
     display = volume_node.GetDisplayNode()
     if display is None:
         volume_node.CreateDefaultDisplayNodes()
         display = volume_node.GetDisplayNode()
     display.SetAutoWindowLevel(False)
-    display.SetWindowLevel(window_hu, level_hu)
+    display.SetWindowLevel(float(window_hu), float(level_hu))
 
+
+def set_window_preset(volume_nodes, preset: str) -> None:
+    """Show every node in ``volume_nodes`` (None skipped) in the named reading window."""
+    if preset not in WINDOW_PRESETS_HU:
+        raise ValueError(f"Unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS_HU)}.")
+    for node in volume_nodes:
+        if node is not None:
+            set_window_level(node, *WINDOW_PRESETS_HU[preset])
+
+
+def set_lung_window(volume_node, window_hu: float = LUNG_WINDOW_WIDTH_HU,
+                    level_hu: float = LUNG_WINDOW_LEVEL_HU) -> None:
+    """The standard lung window (what a radiologist reads COVID-19 findings in; the models' window)."""
+    set_window_level(volume_node, window_hu, level_hu)

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "covidct.cli.classify_commands",
     "covidct.cli.enhance_commands",
     "covidct.cli.report_command",
+    "covidct.cli.serve_command",
 ]
 
 
