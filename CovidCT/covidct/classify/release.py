@@ -49,7 +49,11 @@ def _architecture(network_cfg: dict) -> str:
 
 
 def _is_covid_scan(name: str, scan: dict) -> bool:
-    return bool(scan.get("covid_scan", name == "P001"))  # run.json files before the key: P001
+    """The scan's label as its evaluation recorded it (no patient name is assumed to mean anything)."""
+    if "covid_scan" not in scan:
+        raise ValueError(f"HU scan '{name}' in run.json has no 'covid_scan' label (a run from before labels were "
+                         "recorded): re-run its evaluation with this version.")
+    return bool(scan["covid_scan"])
 
 
 def _hu_rows(scans: dict, exclude=()) -> dict:
