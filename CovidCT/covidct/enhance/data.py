@@ -62,22 +62,31 @@ def patch_cache(data_dir, patients, patch: int, per_slice: int, seed: int, min_m
     """HU patches of ``patients`` (int16, N x patch x patch), cached by their recipe."""
     recipe = {"patients": list(patients), "patch": patch, "per_slice": per_slice, "seed": seed,
               "min_mean_hu": min_mean_hu, "version": 1}
+
+    def build():
+        rng = np.random.default_rng(seed)
+        parts = []
+        for patient in patients:
+            log(f"extracting {patch}px patches from {patient}")
+            parts.append(extract_patches(load_patient_hu(data_dir, patient), patch, per_slice, rng, min_mean_hu))
+        return np.concatenate(parts)
+
+    return _cached(recipe, "patches", cache_dir, build)
+
+
+def _cached(recipe: dict, prefix: str, cache_dir, build) -> np.ndarray:
+    """``build()``'s array, stored once under a name derived from ``recipe`` (written atomically)."""
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache_dir / f"patches_{key}.npy"
+    path = cache_dir / f"{prefix}_{key}.npy"
     if path.exists():
         return np.load(path)
-    rng = np.random.default_rng(seed)
-    parts = []
-    for patient in patients:
-        log(f"extracting {patch}px patches from {patient}")
-        parts.append(extract_patches(load_patient_hu(data_dir, patient), patch, per_slice, rng, min_mean_hu))
-    patches = np.concatenate(parts)
+    array = build()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial.npy")
-    np.save(tmp, patches)
+    tmp = path.with_suffix(f".{os.getpid()}.partial.npy")  # two runs may build the same cache at once
+    np.save(tmp, array)
     tmp.replace(path)
-    return patches
+    return array
 
 
 def reformat_planes(volume_hu: np.ndarray, spacing_xyz_mm: tuple) -> list:
@@ -143,24 +152,18 @@ def pair_patch_cache(data_dir, patients, patch: int, per_slice: int, seed: int, 
 
     recipe = {"patients": list(patients), "patch": patch, "per_slice": per_slice, "seed": seed,
               "min_mean_hu": min_mean_hu, "thick": thick, "reformat_share": reformat_share, "version": 2}
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    path = cache_dir / f"pairs_{key}.npy"
-    if path.exists():
-        return np.load(path)
-    rng = np.random.default_rng(seed)
-    parts = []
-    for patient in patients:
-        log(f"extracting {patch}px patch pairs from {patient}")
-        folder = Path(data_dir) / HU_SERIES_FOLDER / patient
-        if not folder.is_dir():
-            raise InputNotFoundError(f"No HU scan for patient '{patient}' at {folder}.")
-        volume = load_ct(folder)
-        parts.append(extract_pair_patches(volume.voxels.astype(np.float32), volume.spacing_mm, patch, per_slice,
-                                          rng, min_mean_hu, thick, reformat_share))
-    pairs = np.concatenate(parts)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.partial.npy")  # two runs may build the same cache at once
-    np.save(tmp, pairs)
-    tmp.replace(path)
-    return pairs
+
+    def build():
+        rng = np.random.default_rng(seed)
+        parts = []
+        for patient in patients:
+            log(f"extracting {patch}px patch pairs from {patient}")
+            folder = Path(data_dir) / HU_SERIES_FOLDER / patient
+            if not folder.is_dir():
+                raise InputNotFoundError(f"No HU scan for patient '{patient}' at {folder}.")
+            volume = load_ct(folder)
+            parts.append(extract_pair_patches(volume.voxels.astype(np.float32), volume.spacing_mm, patch, per_slice,
+                                              rng, min_mean_hu, thick, reformat_share))
+        return np.concatenate(parts)
+
+    return _cached(recipe, "pairs", cache_dir, build)
