@@ -89,3 +89,24 @@ def test_shipped_x4_model_beats_bicubic_on_a_real_slice(shared_data):
     truth = lung_window(hr)
     gain = psnr(lung_window(out.voxels[0].astype(np.float32)), truth, body) - psnr(lung_window(bicubic), truth, body)
     assert gain > 1.0
+
+
+def test_evaluation_numbers_go_into_the_manifest_of_the_model_that_was_scored(tmp_path):
+    import json
+
+    from covidct.enhance.weights_io import update_manifests_from_evaluation
+    from enhancer_helpers import write_tiny_weights
+
+    write_tiny_weights(tmp_path)
+    method = {"psnr_body": 31.0, "ssim_body": 0.81, "gain_psnr_body_db": 2.0, "model_key": "enhancer_x4_fidelity",
+              "sha256": "x", "seconds": 1.0}
+    results = {"patient": "P001", "slice_step": 4, "slices": [0, 4], "conditions": {
+        "x4": {"degradation": {"scale": 4}, "methods": {"bicubic": {"psnr_body": 29.0, "ssim_body": 0.78},
+                                                        "enhancer_fidelity": method}},
+        "x2": {"degradation": {"scale": 2}, "methods": {"bicubic": {"psnr_body": 35.0, "ssim_body": 0.9}}}}}
+    update_manifests_from_evaluation(results, tmp_path)
+    metrics = json.loads((tmp_path / "enhancer_x4_fidelity.json").read_text())["metrics"]
+    assert metrics["held_out_patient"] == "P001" and metrics["slices"] == 2
+    assert metrics["x4"]["gain_psnr_body_db"] == 2.0 and metrics["x4"]["bicubic_psnr_body"] == 29.0
+    assert "model_key" not in metrics["x4"] and "x2" not in metrics
+    assert json.loads((tmp_path / "enhancer_x4_gan.json").read_text())["metrics"] == {}

@@ -216,3 +216,16 @@ def cache_matches(cache: dict, size_px: int, crop: str, data_root=None) -> bool:
                                       and str(cache["data_fingerprint"]) == data_fingerprint(data_root))
     return (same_data and int(cache["size_px"]) == int(size_px) and "crop" in cache
             and str(cache["crop"]) == crop and "lung_fraction" in cache)
+
+
+def ensure_cache(data_root, size_px: int, crop: str, cache_path=None) -> dict:
+    """The slice cache for this input size and crop, rebuilt when missing or made from other data."""
+    import tempfile
+
+    cache_path = Path(cache_path) if cache_path else (
+        Path(tempfile.gettempdir()) / "covidct_classifier_cache" / f"slices{size_px}_{crop}.npz")
+    cache = load_cache(cache_path) if cache_path.exists() else None
+    if cache is None or not cache_matches(cache, size_px, crop, data_root):
+        build_cache(data_root, cache_path, size_px, crop=crop)
+        cache = load_cache(cache_path)
+    return cache

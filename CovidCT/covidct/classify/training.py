@@ -474,3 +474,27 @@ def write_run_from_release(cfg: dict, config_path, out_dir) -> dict:
               "environment": entry.get("training_environment"), "final": {}}
     (out_dir / "run.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     return report
+
+
+def run_training(config_path, data_root, run_dir, cache_path=None, release_only: bool = False,
+                 ship_to=None, threshold_from=None) -> None:
+    """``covidct train-classifier``: cache, then train (or re-release), then optionally ship to ``ship_to``."""
+    import torch
+
+    from .datasets import ensure_cache
+    from .release import release
+
+    cfg = load_config(config_path)
+    if cfg.get("from_release"):  # existing weights re-released under another use: nothing is trained
+        cfg = from_release_config(config_path)
+    torch.set_num_threads(int(cfg["threads"]))
+    cache = ensure_cache(data_root, int(cfg["input_size_px"]), cfg["crop"], cache_path)
+    if cfg.get("released_from"):
+        write_run_from_release(cfg, config_path, run_dir)
+    elif not release_only:
+        if cfg.get("ensemble_of"):
+            train_ensemble(cfg, config_path, cache, run_dir)
+        else:
+            train(cfg, cache, run_dir)
+    if ship_to is not None:
+        release(run_dir, ship_to, cache, cfg["name"], threshold_from)

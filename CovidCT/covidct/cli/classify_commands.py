@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
 from ..paths import configs_dir, default_data_dir
@@ -111,32 +110,9 @@ def run_evaluate(args) -> int:
 
 
 def run_train(args) -> int:
-    import torch
-
-    from ..classify.datasets import build_cache, cache_matches, load_cache
-    from ..classify.release import release
-    from ..classify.training import (from_release_config, load_config, train, train_ensemble,
-                                     write_run_from_release)
+    from ..classify.training import run_training
     from ..weights import weights_dir
 
-    cfg = load_config(args.config)
-    if cfg.get("from_release"):  # existing weights re-released under another use: nothing is trained
-        cfg = from_release_config(args.config)
-    torch.set_num_threads(int(cfg["threads"]))
-    size_px, crop = int(cfg["input_size_px"]), cfg["crop"]
-    cache_path = Path(args.cache) if args.cache else (
-        Path(tempfile.gettempdir()) / "covidct_classifier_cache" / f"slices{size_px}_{crop}.npz")
-    cache = load_cache(cache_path) if cache_path.exists() else None
-    if cache is None or not cache_matches(cache, size_px, crop, _data_root(args)):
-        build_cache(_data_root(args), cache_path, size_px, crop=crop)
-        cache = load_cache(cache_path)
-    if cfg.get("released_from"):
-        write_run_from_release(cfg, args.config, args.run_dir)
-    elif not args.release_only:
-        if cfg.get("ensemble_of"):
-            train_ensemble(cfg, args.config, cache, args.run_dir)
-        else:
-            train(cfg, cache, args.run_dir)
-    if args.ship:
-        release(args.run_dir, args.weights_dir or weights_dir(), cache, cfg["name"], args.threshold_from)
+    run_training(args.config, _data_root(args), args.run_dir, args.cache, args.release_only,
+                 (args.weights_dir or weights_dir()) if args.ship else None, args.threshold_from)
     return 0

@@ -127,11 +127,10 @@ def run_train(args) -> int:
     config_path = Path(args.config)
     if not config_path.exists():
         raise UnsupportedInputError(f"Training config {config_path} does not exist.")
+    from ..devices import select_device
+
     config = load_config(config_path)
-    device = "cpu" if args.device == "auto" else args.device
-    if args.device == "auto":
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(select_device(args.device))
     trainer = Trainer(config, data_dir=args.data, work_dir=args.work_dir,
                       weights_dir=args.weights_dir or weights_dir(), device=device,
                       log=lambda message: print(message, flush=True))
@@ -143,7 +142,7 @@ def run_train(args) -> int:
 
 def run_evaluate(args) -> int:
     from ..enhance.evaluation import evaluate, format_table
-    from ..enhance.weights_io import update_manifest_metrics
+    from ..enhance.weights_io import update_manifests_from_evaluation
 
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     results = evaluate(data_dir=args.data, patient=args.patient, conditions=tuple(args.conditions),
@@ -151,27 +150,7 @@ def run_evaluate(args) -> int:
                        device=args.device, weights_dir=args.weights_dir, log=log,
                        lesion_check=not args.no_lesion_check, precision=args.precision)
     if args.update_manifests:
-        for (condition, model_key_part) in (("x4", "x4"), ("x2", "x2")):
-            if condition not in results["conditions"]:
-                continue
-            for method, metrics in results["conditions"][condition]["methods"].items():
-                if not method.startswith("enhancer") or "model_key" not in metrics:
-                    continue
-                key = metrics["model_key"]
-                if f"_{model_key_part}_" not in key or not key.endswith(method.split("_", 1)[1]):
-                    continue
-                summary = {"evaluation": f"covidct evaluate-enhancer --patient {results['patient']} "
-                                         f"--slice-step {results['slice_step']}",
-                           "held_out_patient": results["patient"], "slices": len(results["slices"])}
-                for cond_name, cond in results["conditions"].items():
-                    if cond["degradation"]["scale"] != (4 if model_key_part == "x4" else 2):
-                        continue
-                    m = cond["methods"].get(method)
-                    if m:
-                        summary[cond_name] = {k: v for k, v in m.items() if k not in ("model_key", "sha256", "seconds")}
-                        summary[cond_name]["bicubic_psnr_body"] = cond["methods"]["bicubic"]["psnr_body"]
-                        summary[cond_name]["bicubic_ssim_body"] = cond["methods"]["bicubic"]["ssim_body"]
-                update_manifest_metrics(args.weights_dir, key, summary)
+        update_manifests_from_evaluation(results, args.weights_dir)
     if args.json:
         print_json(results)
     else:

@@ -63,6 +63,35 @@ def update_manifest_metrics(directory, key: str, metrics: dict) -> None:
     weights_mod.write_manifest(key, manifest, directory)
 
 
+def update_manifests_from_evaluation(results: dict, directory=None) -> None:
+    """Store an ``evaluate-enhancer`` run's numbers in the manifest of each model it scored.
+
+    Each x4 (x2) model gets every condition of its scale, with bicubic's PSNR/SSIM beside
+    its own, and the command that measured them.
+    """
+    for condition, scale_part in (("x4", "x4"), ("x2", "x2")):
+        if condition not in results["conditions"]:
+            continue
+        for method, metrics in results["conditions"][condition]["methods"].items():
+            if not method.startswith("enhancer") or "model_key" not in metrics:
+                continue
+            key = metrics["model_key"]
+            if f"_{scale_part}_" not in key or not key.endswith(method.split("_", 1)[1]):
+                continue
+            summary = {"evaluation": f"covidct evaluate-enhancer --patient {results['patient']} "
+                                     f"--slice-step {results['slice_step']}",
+                       "held_out_patient": results["patient"], "slices": len(results["slices"])}
+            for name, entry in results["conditions"].items():
+                if entry["degradation"]["scale"] != (4 if scale_part == "x4" else 2):
+                    continue
+                m = entry["methods"].get(method)
+                if m:
+                    summary[name] = {k: v for k, v in m.items() if k not in ("model_key", "sha256", "seconds")}
+                    summary[name]["bicubic_psnr_body"] = entry["methods"]["bicubic"]["psnr_body"]
+                    summary[name]["bicubic_ssim_body"] = entry["methods"]["bicubic"]["ssim_body"]
+            update_manifest_metrics(directory, key, summary)
+
+
 def load_generator(key: str, directory=None):
     """The verified generator (checksum checked first) in eval mode, and its manifest."""
     from .generator import build_generator
