@@ -13,6 +13,8 @@ from pathlib import Path
 
 MODULE_DIR = Path(__file__).resolve().parents[1] / "CovidCT"
 PACKAGES = ("covidct", "CovidCTLib")
+# The research package (datasets, training, release, evaluation) is not part of the extension.
+EXCLUDED = ("covidct/research",)
 RESOURCE_SUFFIXES = (".ui", ".png", ".txt", ".json", ".nrrd", ".md", ".ctbl", ".xml")
 
 TEMPLATE = """\
@@ -64,7 +66,8 @@ endif()
 def render() -> str:
     scripts = sorted(
         str(p.relative_to(MODULE_DIR)) for package in PACKAGES
-        for p in (MODULE_DIR / package).rglob("*.py") if "__pycache__" not in p.parts)
+        for p in (MODULE_DIR / package).rglob("*.py") if "__pycache__" not in p.parts
+        and not str(p.relative_to(MODULE_DIR)).startswith(EXCLUDED))
     resources = sorted(
         str(p.relative_to(MODULE_DIR)) for p in (MODULE_DIR / "Resources").rglob("*")
         if p.is_file() and p.suffix in RESOURCE_SUFFIXES)

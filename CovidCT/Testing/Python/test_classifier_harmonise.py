@@ -5,7 +5,7 @@ import pytest
 
 from covidct.classify.harmonise import IDENTITY, apply, estimate, harmonise
 from covidct.classify.input_normalisation import crop_box
-from covidct.classify.window_grid import CANONICAL, LUNG_LIKE, _body, render_export
+from covidct.research.classifier.window_grid import CANONICAL, LUNG_LIKE, _body, render_export
 from covidct.preprocess.windowing import lung_window
 
 
@@ -101,7 +101,7 @@ def test_harmonised_images_stay_in_range_and_do_not_touch_the_input(phantom):
 
 
 def test_export_style_augmentations():
-    from covidct.classify.augment import DEFAULT_AUGMENT, export_window, field_of_view, grey_curve
+    from covidct.research.classifier.augment import DEFAULT_AUGMENT, export_window, field_of_view, grey_curve
 
     rng = np.random.default_rng(0)
     image = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)

@@ -52,7 +52,7 @@ def _write_members(tmp_path, steps=12):
 
 
 def test_a_training_source_with_one_class_is_left_out():
-    from covidct.classify.training import make_splits
+    from covidct.research.classifier.training import make_splits
 
     cache = _cache_with_hu_scans()
     only_negatives = dict(_training_defaults(), train={"sars": True, "ucsd": True, "hu_scans": ["B", "C"]})
@@ -64,13 +64,13 @@ def test_a_training_source_with_one_class_is_left_out():
 
 
 def _training_defaults():
-    from covidct.classify.training import DEFAULT_TRAINING
+    from covidct.research.classifier.training import DEFAULT_TRAINING
 
     return dict(DEFAULT_TRAINING, sars_val_fraction=0.25, ucsd_val_fraction=0.25)
 
 
 def test_members_may_differ_in_hu_scans_only_when_the_ensemble_says_so(tmp_path):
-    from covidct.classify.training import load_config, member_configs
+    from covidct.research.classifier.training import load_config, member_configs
 
     names = _write_members(tmp_path)
     (tmp_path / "plain.json").write_text(json.dumps({"ensemble_of": names}))
@@ -89,8 +89,8 @@ def test_each_scan_is_scored_by_the_member_that_never_saw_it(tmp_path):
 
     from covidct.classify.api import Classifier
     from covidct.classify.network import build_network
-    from covidct.classify.release import release
-    from covidct.classify.training import load_config, predict_unit_slices, train_ensemble
+    from covidct.research.classifier.release import release
+    from covidct.research.classifier.training import load_config, predict_unit_slices, train_ensemble
 
     names = _write_members(tmp_path)
     (tmp_path / "lopo.json").write_text(json.dumps({

@@ -126,7 +126,7 @@ def test_slices_with_a_sliver_of_lung_are_not_scored_and_crops_follow_the_mode()
 def test_degraded_vs_enhanced_on_2d_exports_is_paired_by_image(tmp_path):
     from PIL import Image
 
-    from covidct.classify.evaluation import CONDITIONS, degraded_vs_enhanced_2d
+    from covidct.research.classifier.evaluation import CONDITIONS, degraded_vs_enhanced_2d
 
     from classifier_helpers import tiny_classifier
 
@@ -154,7 +154,7 @@ def test_degraded_vs_enhanced_on_2d_exports_is_paired_by_image(tmp_path):
 
 
 def test_volume_degradation_is_per_slice_and_pure_downsampling_is_exact():
-    from covidct.classify.evaluation import _degrade_slices, as_degradation
+    from covidct.research.classifier.evaluation import _degrade_slices, as_degradation
     from covidct.enhance.degradation import area_downsample
 
     hu = np.random.default_rng(0).normal(-600, 300, (3, 32, 36)).astype(np.float32)
@@ -166,7 +166,7 @@ def test_volume_degradation_is_per_slice_and_pure_downsampling_is_exact():
 
 
 def test_clean_slices_are_listed_with_their_distance_to_infection():
-    from covidct.classify.evaluation import clean_slice_context
+    from covidct.research.classifier.evaluation import clean_slice_context
 
     infection = np.array([0, 1, 1, 0, 0, 0, 1, 0])
     scores = np.array([0.1, 0.9, 0.8, 0.7, np.nan, 0.2, 0.9, 0.3])

@@ -24,7 +24,7 @@ def _site_folder(tmp_path, shared_data, scans: dict):
 
 
 def test_scans_come_from_labels_json_and_a_listed_scan_must_exist(tmp_path, shared_data):
-    from covidct.classify.datasets import hu_scan_names
+    from covidct.research.classifier.datasets import hu_scan_names
     from covidct.errors import InputNotFoundError
 
     site = _site_folder(tmp_path, shared_data, {"site_b": "normal001", "site_a": "P001"})
@@ -39,7 +39,7 @@ def test_scans_come_from_labels_json_and_a_listed_scan_must_exist(tmp_path, shar
 
 
 def test_a_cache_of_other_data_is_not_reused(tmp_path):
-    from covidct.classify.datasets import cache_matches, data_fingerprint
+    from covidct.research.classifier.datasets import cache_matches, data_fingerprint
 
     for name in ("a", "b"):
         folder = tmp_path / name / "covid-ct-md"
@@ -55,7 +55,7 @@ def test_a_cache_of_other_data_is_not_reused(tmp_path):
 
 
 def test_training_on_a_source_the_data_lacks_is_refused():
-    from covidct.classify.training import DEFAULT_TRAINING, check_training_sources
+    from covidct.research.classifier.training import DEFAULT_TRAINING, check_training_sources
     from covidct.errors import InputNotFoundError
 
     cache = {"source": np.array(["hu", "hu"]), "group": np.array(["site_a", "site_b"])}
@@ -68,7 +68,7 @@ def test_training_on_a_source_the_data_lacks_is_refused():
 
 
 def test_pooling_and_threshold_follow_the_diagnosis_not_the_scan_name():
-    from covidct.classify.release import choose_pooling, scan_margin
+    from covidct.research.classifier.release import choose_pooling, scan_margin
 
     def scan(covid, top, middle):
         return {"covid_scan": covid, "pooled": {"top_k_mean": top, "noisy_or": 0.99, "middle_50_mean": middle,
@@ -83,7 +83,7 @@ def test_pooling_and_threshold_follow_the_diagnosis_not_the_scan_name():
 
 @pytest.mark.slow
 def test_evaluate_on_a_site_folder_with_only_its_own_hu_scans(tmp_path, shared_data):
-    from covidct.classify.evaluation import evaluate
+    from covidct.research.classifier.evaluation import evaluate
 
     site = _site_folder(tmp_path, shared_data, {"site_covid": "P001", "site_normal": "normal001"})
     lines = []
@@ -100,8 +100,8 @@ def test_evaluate_on_a_site_folder_with_only_its_own_hu_scans(tmp_path, shared_d
 
 @pytest.mark.slow
 def test_training_cache_of_a_site_folder_holds_its_scans_and_knows_its_data(tmp_path, shared_data):
-    from covidct.classify.datasets import build_cache, cache_matches, load_cache
-    from covidct.classify.training import DEFAULT_TRAINING, check_training_sources
+    from covidct.research.classifier.datasets import build_cache, cache_matches, load_cache
+    from covidct.research.classifier.training import DEFAULT_TRAINING, check_training_sources
 
     site = _site_folder(tmp_path, shared_data, {"site_normal": "normal001"})
     path = build_cache(site, tmp_path / "cache" / "slices32_slice.npz", 32, progress=lambda *_: None)

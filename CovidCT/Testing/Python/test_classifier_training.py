@@ -1,6 +1,6 @@
 import numpy as np
 
-from covidct.classify.training import train
+from covidct.research.classifier.training import train
 
 from classifier_helpers import TINY_NETWORK
 
@@ -56,8 +56,8 @@ def test_a_few_training_steps_lower_the_loss(tmp_path):
 
 
 def test_hu_slices_with_too_little_lung_are_left_out_of_training_and_held_out_sets():
-    from covidct.classify.datasets import cache_matches
-    from covidct.classify.training import DEFAULT_TRAINING, make_splits
+    from covidct.research.classifier.datasets import cache_matches
+    from covidct.research.classifier.training import DEFAULT_TRAINING, make_splits
 
     cache = _easy_cache(n_per_class=4)
     n2d = cache["label"].size
@@ -98,7 +98,7 @@ def test_seed_ensemble_trains_its_members_reuses_them_and_averages_them(tmp_path
     import torch
 
     from covidct.classify.network import build_network
-    from covidct.classify.training import load_config, train_ensemble
+    from covidct.research.classifier.training import load_config, train_ensemble
 
     names = [_member_config(tmp_path, f"m{seed}", seed) for seed in (0, 1)]
     (tmp_path / "ens.json").write_text(json.dumps({"name": "t", "version": "1", "ensemble_of": names,
@@ -146,7 +146,7 @@ def test_ensemble_members_must_share_data_splits_and_network(tmp_path):
     import pytest
 
     from covidct.classify.network import build_network
-    from covidct.classify.training import load_config, member_configs
+    from covidct.research.classifier.training import load_config, member_configs
 
     names = [_member_config(tmp_path, "a", 0), _member_config(tmp_path, "b", 1, split_seed=3)]
     (tmp_path / "ens.json").write_text(json.dumps({"ensemble_of": names}))
@@ -159,12 +159,12 @@ def test_ensemble_members_must_share_data_splits_and_network(tmp_path):
 
 
 def test_released_hu_slice_rows_are_measured_at_the_operating_threshold():
-    from covidct.classify.release import _hu_rows_at
+    from covidct.research.classifier.release import _hu_rows_at
 
     scans = {"a": {"covid_scan": True, "infection": [1, 1, 0, 0], "scores": [0.9, 0.6, 0.4, 0.2]},
              "b": {"covid_scan": False, "infection": [0, 0, 1], "scores": [0.3, 0.5, 0.7]}}  # b: CAP infection
     from covidct.classify import metrics
-    from covidct.classify.training import hu_slice_sets
+    from covidct.research.classifier.training import hu_slice_sets
 
     rows = _hu_rows_at(scans, threshold=0.55)
     covid_vs_other = rows["hu_covid_infected_vs_noncovid"]

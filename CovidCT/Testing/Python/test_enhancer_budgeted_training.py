@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from covidct.enhance import degradation as deg
-from covidct.enhance.budgeted_training import EMA, BudgetedRun, budget_lr, make_pair_batch, refresh_batch_norm
-from covidct.enhance.data import extract_pair_patches
+from covidct.research.enhancer.budgeted_training import EMA, BudgetedRun, budget_lr, make_pair_batch, refresh_batch_norm
+from covidct.research.enhancer.data import extract_pair_patches
 from covidct.enhance.generator import build_generator
 from covidct.errors import UnsupportedInputError
 
@@ -138,7 +138,7 @@ def test_pair_patches_keep_the_thick_copy_aligned_and_add_reformats():
 
 
 def test_each_single_fault_condition_differs_from_clean_x4_and_gain_cis_cover_the_mean():
-    from covidct.enhance.evaluation import CONDITIONS, PER_DEGRADATION, mean_ci
+    from covidct.research.enhancer.evaluation import CONDITIONS, PER_DEGRADATION, mean_ci
 
     rng = np.random.default_rng(0)
     volume = rng.normal(-600, 250, (5, 32, 32)).astype(np.float32)
@@ -152,7 +152,7 @@ def test_each_single_fault_condition_differs_from_clean_x4_and_gain_cis_cover_th
 
 
 def test_texture_metrics_see_smoothing_noise_and_a_grid():
-    from covidct.enhance.evaluation import texture_metrics
+    from covidct.research.enhancer.evaluation import texture_metrics
 
     rng = np.random.default_rng(0)
     truth = np.clip(rng.normal(0.5, 0.05, (2, 32, 32)), 0, 1)

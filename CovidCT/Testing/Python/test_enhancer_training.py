@@ -8,9 +8,9 @@ import torch
 
 from covidct.enhance import degradation as deg
 from covidct.enhance.generator import build_generator
-from covidct.enhance.losses import FeatureLoss, pixel_loss
-from covidct.enhance.feature_extractor import build_feature_encoder, frozen
-from covidct.enhance.training import Trainer, make_sr_batch
+from covidct.research.enhancer.losses import FeatureLoss, pixel_loss
+from covidct.research.enhancer.feature_extractor import build_feature_encoder, frozen
+from covidct.research.enhancer.training import Trainer, make_sr_batch
 from enhancer_helpers import TINY
 
 

@@ -75,7 +75,7 @@ def test_shipped_x4_model_beats_bicubic_on_a_real_slice(shared_data):
 
     from covidct.preprocess.body_mask import body_mask_slice
     from covidct.enhance.degradation import area_downsample
-    from covidct.enhance.evaluation import psnr
+    from covidct.research.enhancer.evaluation import psnr
     from covidct.io import load_ct
     from covidct.preprocess.windowing import lung_window
 

@@ -33,6 +33,41 @@ def test_core_has_no_slicer_or_qt_imports():
     assert not offenders, offenders
 
 
+def _imported_modules(path: Path, package: str) -> set:
+    """Absolute names of every module ``path`` imports (relative imports resolved)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_runtime_imports_nothing_from_research():
+    """The Slicer extension ships the runtime only: no runtime module may need the research package.
+
+    The CLI lists the research commands only when the package is installed (an optional import).
+    """
+    core = REPO / "CovidCT" / "covidct"
+    offenders = []
+    for path in core.rglob("*.py"):
+        relative = path.relative_to(core.parent)
+        if relative.parts[1] == "research":
+            continue
+        package = ".".join(relative.with_suffix("").parts[:-1])
+        names = _imported_modules(path, package)
+        offenders += [f"{relative}: {n}" for n in sorted(names) if n.startswith("covidct.research")]
+    assert not offenders, offenders
+    listed = (REPO / "CovidCT" / "CMakeLists.txt").read_text()
+    assert "covidct/research" not in listed and "covidct/classify/api.py" in listed
+
+
 def test_readme_commands_are_what_ci_runs():
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)

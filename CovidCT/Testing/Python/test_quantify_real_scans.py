@@ -1,7 +1,7 @@
 """On the real scans: a normal lung stays low once vessels are handled; a COVID-19 lung reads higher.
 
 Margins are below the measured values (normal001 0.02 %, P001 1.97 %, per-slice AUC 0.93
-with `python -m covidct.quantify.evaluate`) so a real regression fails, not noise.
+with `python -m covidct.research.quantify_evaluation`) so a real regression fails, not noise.
 """
 
 import pytest
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def measured(shared_data):
-    from covidct.quantify.evaluate import evaluate_scan
+    from covidct.research.quantify_evaluation import evaluate_scan
     import json
 
     root = shared_data / "covid-ct-md"

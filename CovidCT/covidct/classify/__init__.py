@@ -1,4 +1,4 @@
-"""COVID-19 vs non-COVID classification of chest CT: network, data, training, CAM, metrics.
+"""COVID-19 vs non-COVID classification of chest CT: network, inference, pooling, CAM, metrics (training: covidct.research.classifier).
 
 Public API (used by ``covidct.analyze`` and the CLI)::
 

@@ -23,7 +23,7 @@ passed through unchanged and the status says so (``fallback``), so a caller can 
 **Gated** harmonisation (``harmonise_gated``, classifier 1.3.2) applies the map only as far
 as the estimate lies outside the estimator's own noise: HU slices shown exactly at the
 canonical window are estimated within ``GATE_HU[0]`` HU of it in 95 % of cases
-(``python -m covidct.classify.harmonise_gate``), so a smaller deviation is not evidence of
+(``python -m covidct.research.classifier.harmonise_gate``), so a smaller deviation is not evidence of
 another window and correcting it would only add noise.  Between ``GATE_HU[0]`` and
 ``GATE_HU[1]`` the correction is blended in linearly; beyond, it is applied in full.
 """

@@ -25,6 +25,12 @@ COMMAND_MODULES = [
     "covidct.cli.report_command",
     "covidct.cli.serve_command",
 ]
+# Training and evaluation commands live in the research package, which the Slicer
+# extension does not ship: listed when it is installed, absent otherwise.
+RESEARCH_COMMAND_MODULES = [
+    "covidct.research.cli_classifier",
+    "covidct.research.cli_enhancer",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for name in RESEARCH_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("covidct.research"):
+                continue  # a runtime-only install (the Slicer extension)
+            raise
+        module.register(subparsers)
     return parser
 
 

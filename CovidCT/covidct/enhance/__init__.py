@@ -6,7 +6,7 @@ Public entry points:
 * :func:`assess_quality` - the quality gate: does a scan need enhancement, and why.
 
 Training (``covidct train-enhancer``) and evaluation (``covidct evaluate-enhancer``) live
-in :mod:`.training` and :mod:`.evaluation`; the model card is ``weights/ENHANCER_CARD.md``.
+in :mod:`covidct.research.enhancer` (not part of the Slicer extension); the model card is ``weights/ENHANCER_CARD.md``.
 """
 
 from .inference import DEFAULT_MODEL, MODEL_CHOICES, MODEL_KEYS, choose_scale, enhance_volume

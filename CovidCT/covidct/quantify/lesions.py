@@ -43,7 +43,7 @@ Why the defaults: the opening width from vessel calibre (peripheral pulmonary ve
 are under ~5 mm; a 7.5 mm cuboid removes them) and the slice thickness (one neighbour
 slice on each side at 2 mm); the HU range from the involved bands; ``max_solid_ml`` from
 vessel anatomy (step 5).  How they measure on the shared scans, and which scans they
-were chosen on, is ``python -m covidct.quantify.evaluate`` (see its notes).
+were chosen on, is ``python -m covidct.research.quantify_evaluation`` (see its notes).
 
 Limits: a small solid consolidation without ground glass around it (under
 ``max_solid_ml``) is dropped with the vessels; a lesion narrower than the cuboid in every

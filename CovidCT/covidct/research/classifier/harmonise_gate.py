@@ -1,4 +1,4 @@
-"""``python -m covidct.classify.harmonise_gate``: the estimator noise behind ``harmonise.GATE_HU``.
+"""``python -m covidct.research.classifier.harmonise_gate``: the estimator noise behind ``harmonise.GATE_HU``.
 
 How far :func:`covidct.classify.harmonise.estimate` puts the window of slices whose true
 window is known: the HU scans' slices in the classifier's slice cache are rendered at the
@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from .harmonise import estimate
+from ...classify.harmonise import estimate
 
 PERCENTILES = (50, 90, 95, 99)
 

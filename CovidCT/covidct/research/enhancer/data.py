@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputNotFoundError
-from ..paths import default_data_dir  # noqa: F401 - re-exported for the enhancer modules
+from ...errors import InputNotFoundError
+from ...paths import default_data_dir  # noqa: F401 - re-exported for the enhancer modules
 
 HU_SERIES_FOLDER = "covid-ct-md"
 
@@ -27,7 +27,7 @@ def default_cache_dir() -> Path:
 
 def load_patient_hu(data_dir, patient: str) -> np.ndarray:
     """The patient's HU volume ``[slice, row, col]`` (float32), slices in anatomical order."""
-    from ..io import load_ct
+    from ...io import load_ct
 
     folder = Path(data_dir) / HU_SERIES_FOLDER / patient
     if not folder.is_dir():
@@ -115,7 +115,7 @@ def extract_pair_patches(volume_hu: np.ndarray, spacing_xyz_mm: tuple, patch: in
     slices, the partial-volume input the ``thick_slices`` degradation trains on.  A share
     of extra patches comes from coronal/sagittal reformats, whose channel 1 is a copy of 0.
     """
-    from .degradation import thick_slices
+    from ...enhance.degradation import thick_slices
 
     thick_volume = thick_slices(volume_hu, thick)
     pairs = []
@@ -148,7 +148,7 @@ def extract_pair_patches(volume_hu: np.ndarray, spacing_xyz_mm: tuple, patch: in
 def pair_patch_cache(data_dir, patients, patch: int, per_slice: int, seed: int, min_mean_hu: float,
                      thick: int = 3, reformat_share: float = 0.0, cache_dir=None, log=print) -> np.ndarray:
     """:func:`extract_pair_patches` of ``patients``, cached under the temporary folder by recipe."""
-    from ..io import load_ct
+    from ...io import load_ct
 
     recipe = {"patients": list(patients), "patch": patch, "per_slice": per_slice, "seed": seed,
               "min_mean_hu": min_mean_hu, "thick": thick, "reformat_share": reformat_share, "version": 2}

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics, pooling
-from .network import build_network
+from ...classify import metrics, pooling
+from ...classify.network import build_network
 from .training import evaluate_splits, held_out_splits, hu_slice_sets, make_splits
 
 
@@ -93,7 +93,7 @@ def choose_pooling(scans: dict) -> tuple:
 def release(run_dir, weights_dir, cache: dict, key: str = "classifier",
             threshold_from: str | None = None, log=print) -> dict:
     """Write ``weights_dir/KEY.pt`` and ``KEY.json`` from ``run_dir`` (model.pt + run.json)."""
-    from ..weights import sha256_of, write_manifest
+    from ...weights import sha256_of, write_manifest
 
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))

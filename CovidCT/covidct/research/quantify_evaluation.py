@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m covidct.quantify.evaluate [--data ../shared/data] [--scans normal001 P001 cap001]
+    python -m covidct.research.quantify_evaluation [--data ../shared/data] [--scans normal001 P001 cap001]
 
 For each COVID-CT-MD scan it prints the lung volumes, involvement from the lesion mask
 and without any vessel handling (raw bands), the zone-based severity score, the seconds
@@ -104,8 +104,8 @@ def side_check(lesions: np.ndarray, mask: np.ndarray, left: np.ndarray, lobes: n
 def evaluate_scan(folder: Path, labels: dict) -> dict:
     from ..io import load_ct
     from ..preprocess.lung_mask import compute_lung_mask
-    from . import quantify_lungs_with_masks
-    from .lung_volumes import side_masks
+    from ..quantify import quantify_lungs_with_masks
+    from ..quantify.lung_volumes import side_masks
 
     volume = load_ct(folder)
     start = time.perf_counter()

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputNotFoundError
-from .input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_fractions, lung_slices, slice_crop_boxes
+from ...errors import InputNotFoundError
+from ...classify.input_normalisation import INPUT_SIZE_PX, crop_and_resize, lung_fractions, lung_slices, slice_crop_boxes
 
 # HU slices with less lung than this (fraction of the largest section) are not cached at all;
 # each training config then applies its own, higher ``min_lung_fraction``.
@@ -105,7 +105,7 @@ def two_d_slices(data_root, progress=print) -> list[dict]:
 
 def hu_scan_labels(data_root, scan: str) -> tuple:
     """(diagnosis, infection labels in the loaded volume's slice order)."""
-    from ..io.dicom_series import read_headers, sort_slices
+    from ...io.dicom_series import read_headers, sort_slices
 
     root = _require(Path(data_root) / "covid-ct-md", "The COVID-CT-MD scans")
     labels = json.loads((root / "labels.json").read_text(encoding="utf-8"))[scan]
@@ -118,7 +118,7 @@ def hu_scan_labels(data_root, scan: str) -> tuple:
 
 def load_hu_scan(data_root, scan: str):
     """(volume, diagnosis, per-slice infection) for one COVID-CT-MD scan."""
-    from ..io import load_ct
+    from ...io import load_ct
 
     volume = load_ct(Path(data_root) / "covid-ct-md" / scan)
     diagnosis, infection = hu_scan_labels(data_root, scan)
@@ -135,11 +135,11 @@ def build_cache(data_root, out_path, size_px: int = INPUT_SIZE_PX, progress=prin
     ``source``, ``group``, ``scan``, ``slice_index``, ``infection`` (HU only, else -1),
     ``lung_fraction`` (HU only, else 1), and the HU ``crop`` mode used.
     """
-    from ..io import read_slice_image
-    from ..io.atomic_write import atomic_path
-    from ..preprocess.lung_mask import compute_lung_mask
+    from ...io import read_slice_image
+    from ...io.atomic_write import atomic_path
+    from ...preprocess.lung_mask import compute_lung_mask
 
-    from ..errors import CovidCTError
+    from ...errors import CovidCTError
 
     images, meta, skipped = [], [], []
     for item in two_d_slices(data_root, progress):

@@ -12,7 +12,7 @@ the work folder:
 
 Configs with a ``budgeted`` section add the stage ``budgeted`` (run on request, not by
 default): x4 fidelity training sized by wall-clock time, resumable, with EMA and a
-validation curve (:mod:`covidct.enhance.budgeted_training`); ``gan`` then starts from it.
+validation curve (:mod:`covidct.research.enhancer.budgeted_training`); ``gan`` then starts from it.
 
 Adam (0.9, 0.999), learning rate halved at fixed fractions of the steps.  Training is
 deterministic for a given config on one CPU thread (seeded numpy and torch).
@@ -30,14 +30,14 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..preprocess.windowing import lung_window
-from . import degradation as deg
+from ...preprocess.windowing import lung_window
+from ...enhance import degradation as deg
 from .data import default_data_dir, load_patient_hu, patch_cache
 from .discriminator import build_discriminator
 from .feature_extractor import DEGRADATION_CLASSES, build_feature_encoder, frozen
-from .generator import bicubic_upsample, build_generator
+from ...enhance.generator import bicubic_upsample, build_generator
 from .losses import FeatureLoss, discriminator_loss, generator_adversarial_loss, pixel_loss
-from .weights_io import write_generator_weights
+from ...enhance.weights_io import write_generator_weights
 
 STAGES = ("fidelity", "x2", "refine", "features", "gan")
 ALL_STAGES = ("budgeted",) + STAGES

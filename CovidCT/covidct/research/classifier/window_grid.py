@@ -13,7 +13,7 @@ from the canonical export (W 1500 L -600, the lung window the models were built 
 
 A leave-one-patient-out model scores each scan with the members that never saw it.
 
-    python -m covidct.classify.window_grid --baseline weights/baselines/classifier-1.3.0 \\
+    python -m covidct.research.classifier.window_grid --baseline weights/baselines/classifier-1.3.0 \\
         --out benchmarks/results/window-grid.json
 """
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics, pooling
-from .input_normalisation import crop_and_resize, lung_slices, slice_crop_boxes
+from ...classify import metrics, pooling
+from ...classify.input_normalisation import crop_and_resize, lung_slices, slice_crop_boxes
 
 CANONICAL = "W1500 L-600"
 LUNG_LIKE = tuple(f"W{w} L{lev}" for w in (1000, 1500, 2000) for lev in (-800, -600, -400))
@@ -57,7 +57,7 @@ def render_export(hu: np.ndarray, condition: str, body: np.ndarray | None = None
     if "grey" in condition and body is not None:
         unit = np.where(body, unit, GREY_BACKGROUND)
     if "JPEG" in condition:
-        from ..enhance.degradation import jpeg_roundtrip
+        from ...enhance.degradation import jpeg_roundtrip
 
         unit = jpeg_roundtrip(unit, int(condition.split("q")[-1]))
     return np.round(unit * 255).astype(np.uint8)
@@ -75,7 +75,7 @@ def _body(hu_slice: np.ndarray) -> np.ndarray:
 
 def prepare_scans(data_root, size_px: int, min_lung_fraction: float, crop: str, log=print) -> list:
     """Per HU scan: (name, is COVID-19, infection labels, {condition: cropped unit slices})."""
-    from ..preprocess.lung_mask import compute_lung_mask
+    from ...preprocess.lung_mask import compute_lung_mask
     from .datasets import COVID_DIAGNOSES, hu_scan_names, load_hu_scan
 
     scans = []
@@ -139,7 +139,7 @@ def summarise(scored: dict, pooling_method: str, n_boot: int = 0) -> dict:
 
 def run(data_root, model_dirs: dict, out_path=None, device="cpu", log=print) -> dict:
     """Score the grid for each named model folder (``{"2.0": weights/, ...}``); write JSON."""
-    from .api import load_classifier
+    from ...classify.api import load_classifier
 
     start = time.time()
     classifiers = {name: load_classifier(device, "classifier", folder) for name, folder in model_dirs.items()}
@@ -173,8 +173,8 @@ def format_table(name: str, summary: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from ..paths import default_data_dir
-    from ..weights import weights_dir
+    from ...paths import default_data_dir
+    from ...weights import weights_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="data folder with covid-ct-md/ (default ../shared/data)")

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics, pooling
+from ...classify import metrics, pooling
 from .augment import augment_slice
-from .input_normalisation import standardise
-from .network import build_network, count_parameters, ensemble_state_dict
+from ...classify.input_normalisation import standardise
+from ...classify.network import build_network, count_parameters, ensemble_state_dict
 
 DEFAULT_TRAINING = {
     "name": "classifier",
@@ -217,7 +217,7 @@ def check_training_sources(cfg: dict, cache: dict) -> None:
     missing = [name for name in ("sars", "ucsd") if cfg["train"].get(name) and not np.any(source == name)]
     missing += [scan for scan in cfg["train"].get("hu_scans", []) if not np.any((source == "hu") & (group == scan))]
     if missing:
-        from ..errors import InputNotFoundError
+        from ...errors import InputNotFoundError
 
         raise InputNotFoundError(f"The config trains on {', '.join(missing)}, which the data folder does not "
                                  "hold. Point --data at a folder that does, or change 'train' in the config.")
@@ -420,7 +420,7 @@ def held_out_splits(model, cache: dict, cfg: dict) -> tuple:
     """(splits, models): the config's held-out sets plus, for a leave-one-patient-out
     ensemble, every HU scan some member never saw, each with that sub-ensemble as its model.
     """
-    from .network import held_out_members
+    from ...classify.network import held_out_members
 
     splits = make_splits(cache, cfg)
     member_scans = cfg.get("member_hu_scans")
@@ -448,7 +448,7 @@ def from_release_config(config_path) -> dict:
     pooling, threshold source, version) without training, e.g. 1.3.1 = 1.3's weights with
     harmonised inputs.  The released folder is relative to the config file.
     """
-    from ..weights import model_entry
+    from ...weights import model_entry
 
     raw = json.loads(Path(config_path).read_text(encoding="utf-8"))
     folder = (Path(config_path).resolve().parent / raw["from_release"]).resolve()
@@ -463,7 +463,7 @@ def write_run_from_release(cfg: dict, config_path, out_dir) -> dict:
     """A run folder (``model.pt``, ``run.json``) holding the released weights unchanged, for :func:`release`."""
     import shutil
 
-    from ..weights import verified_weights_path
+    from ...weights import verified_weights_path
 
     folder = (Path(config_path).resolve().parent / cfg["released_from"]["folder"]).resolve()
     path, entry = verified_weights_path("classifier", folder)

@@ -19,19 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CovidCTError
-from . import metrics
-from ..decision import decide
-from ..preprocess.lung_mask import compute_lung_mask
-from ..quantify import quantify_lungs
-from .api import load_classifier, classify_volume
+from ...errors import CovidCTError
+from ...classify import metrics
+from ...decision import decide
+from ...preprocess.lung_mask import compute_lung_mask
+from ...quantify import quantify_lungs
+from ...classify.api import load_classifier, classify_volume
 from .datasets import COVID_DIAGNOSES, hu_scan_names, load_hu_scan, two_d_slices
-from .input_normalisation import crop_and_resize
+from ...classify.input_normalisation import crop_and_resize
 from .training import make_splits
 
 
 def _two_d_sets(data_root, cfg: dict, size_px: int, log=print):
-    from ..io import read_slice_image
+    from ...io import read_slice_image
 
     units, meta = [], []
     for item in two_d_slices(data_root, log):
@@ -62,8 +62,8 @@ def _paired_rows(labels, scores: dict, threshold: float, n_boot: int) -> dict:
 def as_degradation(value):
     """A :class:`~covidct.enhance.degradation.Degradation` from itself, a scale, or a condition
     name of ``covidct evaluate-enhancer`` (``x2``, ``x4``, ``x4_realistic``)."""
-    from ..enhance.degradation import Degradation
-    from ..enhance.evaluation import CONDITIONS as ENHANCER_CONDITIONS
+    from ...enhance.degradation import Degradation
+    from ..enhancer.evaluation import CONDITIONS as ENHANCER_CONDITIONS
 
     if isinstance(value, Degradation):
         return value
@@ -78,7 +78,7 @@ def _is_pure(degradation) -> bool:
 
 def _degrade_slices(hu: np.ndarray, degradation, seed: int = 0) -> np.ndarray:
     """Degrade each 2D HU slice of ``hu`` (last two axes); pure down-sampling stays exact."""
-    from ..enhance.degradation import area_downsample, degrade_hu
+    from ...enhance.degradation import area_downsample, degrade_hu
 
     if _is_pure(degradation):
         return area_downsample(np.asarray(hu, dtype=np.float32), degradation.scale)
@@ -106,8 +106,8 @@ def degraded_vs_enhanced(data_root, clf, device="auto", degradation=4, n_boot: i
     COVID-19 scan) are compared with the original resolution.  Only slices scored in all
     three conditions count, so the enhanced-minus-degraded difference is paired.
     """
-    from ..enhance.inference import enhance_volume
-    from ..volume import CTVolume
+    from ...enhance.inference import enhance_volume
+    from ...volume import CTVolume
 
     degradation = as_degradation(degradation)
     scale, label = degradation.scale, _degradation_label(degradation)
@@ -161,11 +161,11 @@ def degraded_vs_enhanced_2d(items: list, sets: dict, clf, device="auto", degrada
     pipeline does) and (b) after the shipped enhancer, both cropped with the original
     image's content box; the AUC difference is paired by image.
     """
-    from ..enhance.degradation import area_downsample
-    from ..enhance.inference import enhance_unit_slice
-    from ..io import read_slice_image
-    from ..preprocess.windowing import LUNG_WINDOW_HU, lung_window
-    from .input_normalisation import lung_box, to_unit
+    from ...enhance.degradation import area_downsample
+    from ...enhance.inference import enhance_unit_slice
+    from ...io import read_slice_image
+    from ...preprocess.windowing import LUNG_WINDOW_HU, lung_window
+    from ...classify.input_normalisation import lung_box, to_unit
 
     degradation = as_degradation(degradation)
     scale, label = degradation.scale, _degradation_label(degradation)
@@ -277,7 +277,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
         product = decide(res.covid_probability, res.threshold, quantify_lungs(volume, lung_mask))
         scores = np.array([s["covid19"] if s["covid19"] is not None else np.nan for s in res.per_slice])
         keep = ~np.isnan(scores)
-        from ..preprocess.windowing import lung_window
+        from ...preprocess.windowing import lung_window
 
         picks = np.flatnonzero(keep)[np.linspace(0, keep.sum() - 1, 6).astype(int)]
         montage.append((f"{scan} ({diagnosis})", [(_overlay(lung_window(volume.voxels[k]), res.heatmap[k]),
@@ -338,7 +338,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
 
 def _overlay(grey: np.ndarray, heat: np.ndarray, size_px: int = 128) -> np.ndarray:
     """RGB tile: grey slice with the heatmap in red (both resized to ``size_px``)."""
-    from .input_normalisation import resize
+    from ...classify.input_normalisation import resize
 
     g = np.clip(resize(grey, size_px), 0, 1) * 0.75
     h = np.clip(resize(heat, size_px), 0, 1)

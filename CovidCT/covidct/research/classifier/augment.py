@@ -63,7 +63,7 @@ def export_window(image, rng, cfg):
     The cached slice is the canonical lung window, so HU = low + width * unit; values
     outside [-1350, 150] HU were clipped before caching and stay so.
     """
-    from ..preprocess.windowing import LUNG_WINDOW_HU
+    from ...preprocess.windowing import LUNG_WINDOW_HU
 
     low, high = LUNG_WINDOW_HU
     hu = low + (high - low) * image
@@ -108,7 +108,7 @@ def noise(image, rng, cfg):
 
 
 def jpeg(image, rng, cfg):
-    from ..enhance.degradation import jpeg_roundtrip
+    from ...enhance.degradation import jpeg_roundtrip
 
     return jpeg_roundtrip(image, int(rng.integers(cfg["jpeg_quality"][0], cfg["jpeg_quality"][1] + 1)))
 

@@ -1,6 +1,6 @@
 """``covidct train-enhancer --stage budgeted``: x4 fidelity training for as long as time allows.
 
-The first recipe (:mod:`covidct.enhance.training`) ran a fixed, short number of steps and
+The first recipe (:mod:`covidct.research.enhancer.training`) ran a fixed, short number of steps and
 left the generator under-trained.  This one is sized by wall-clock time instead:
 
 - **Resumable.** Every ``checkpoint_seconds`` the generator, its EMA copy, the optimiser,
@@ -23,7 +23,7 @@ left the generator under-trained.  This one is sized by wall-clock time instead:
   slices of each validation patient (clean x4 area down-sampling, as the evaluation does) and
   PSNR/SSIM inside the body, with bicubic's, are appended to ``validation.jsonl``.
 - **Data.** Patch pairs (original + thick-slice copy, plus coronal/sagittal reformats) from
-  :func:`covidct.enhance.data.pair_patch_cache`; the degradation mixture adds soft and sharp
+  :func:`covidct.research.enhancer.data.pair_patch_cache`; the degradation mixture adds soft and sharp
   kernels, CT-textured noise, thick slices and JPEG.
 """
 
@@ -39,16 +39,16 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import UnsupportedInputError
-from ..io import write_text_atomic
-from ..preprocess.body_mask import body_mask_per_slice
-from ..preprocess.windowing import lung_window
-from . import degradation as deg
+from ...errors import UnsupportedInputError
+from ...io import write_text_atomic
+from ...preprocess.body_mask import body_mask_per_slice
+from ...preprocess.windowing import lung_window
+from ...enhance import degradation as deg
 from .data import load_patient_hu, pair_patch_cache
-from .generator import bicubic_upsample, build_generator
+from ...enhance.generator import bicubic_upsample, build_generator
 from .losses import pixel_loss
 from .training import _augment, _crop, _set_lr
-from .weights_io import write_generator_weights
+from ...enhance.weights_io import write_generator_weights
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CURVE_NAME = "validation.jsonl"

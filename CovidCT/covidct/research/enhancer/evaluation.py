@@ -18,12 +18,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..preprocess.windowing import LUNG_WINDOW_HU, lung_window
-from ..volume import CTVolume
-from . import degradation as deg
-from ..preprocess.body_mask import body_mask_per_slice as body_mask
+from ...preprocess.windowing import LUNG_WINDOW_HU, lung_window
+from ...volume import CTVolume
+from ...enhance import degradation as deg
+from ...preprocess.body_mask import body_mask_per_slice as body_mask
 from .data import HU_SERIES_FOLDER, default_data_dir
-from .inference import MODEL_KEYS, enhance_volume
+from ...enhance.inference import MODEL_KEYS, enhance_volume
 
 CONDITIONS = {
     "x2": deg.Degradation(scale=2),
@@ -140,7 +140,7 @@ def infection_flags(data_dir: Path, patient: str, positions_mm: np.ndarray) -> O
 def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_realistic"),
              models=("fidelity", "gan"), slice_step: int = 4, out_dir=None, device: str = "auto",
              weights_dir=None, log=print, lesion_check: bool = True, precision: str = "auto") -> dict:
-    from ..io import load_ct
+    from ...io import load_ct
 
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     volume = load_ct(data_dir / HU_SERIES_FOLDER / patient)
@@ -211,7 +211,7 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
                 hr_hu, estimates_hu, volume.spacing_mm, flags, device, log)
     if out_dir:
         out_dir = Path(out_dir)
-        from ..io import write_text_atomic
+        from ...io import write_text_atomic
 
         results["outputs"] = [str(out_dir / "enhancer_evaluation.json")]
         if "x4" in examples:
@@ -231,11 +231,11 @@ def lesion_preservation(hr_hu: np.ndarray, estimates_hu: dict, spacing_mm: tuple
     bicubic and enhanced versions of their x4-degraded copies, all with the original's
     lung mask, so only the image content differs.
     """
-    from ..errors import CovidCTError
+    from ...errors import CovidCTError
 
     try:
-        from ..classify.api import classify_volume, load_classifier
-        from ..preprocess.lung_mask import compute_lung_mask
+        from ...classify.api import classify_volume, load_classifier
+        from ...preprocess.lung_mask import compute_lung_mask
 
         classifier = load_classifier(device)
     except (ImportError, CovidCTError) as exc:
@@ -294,7 +294,7 @@ def write_side_by_side(path: Path, truth: np.ndarray, example: tuple, index: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import atomic_path
+    from ...io import atomic_path
 
     low_hu, estimates = example
     panels = [("original", truth), ("input x4 (nearest)", np.kron(lung_window(low_hu[index]), np.ones((4, 4)))),
