@@ -1,0 +1,1 @@
+"""Classifier research: slice data sets, training and ensembles, release, evaluation, window grid."""

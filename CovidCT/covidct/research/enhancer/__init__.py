@@ -1,0 +1,1 @@
+"""Enhancer research: patch data, degradations for training, GAN and budgeted training, evaluation."""
