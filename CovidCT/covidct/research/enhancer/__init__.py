@@ -1,1 +1,1 @@
-"""Enhancer research: patch data, degradations for training, GAN and budgeted training, evaluation."""
+"""Enhancer research: patch data, GAN and budgeted training, the feature encoder, evaluation."""
