@@ -121,26 +121,21 @@ def resolution(image, rng, cfg):
     return np.clip(back[: image.shape[0], : image.shape[1]], 0.0, 1.0)
 
 
+# In this order: (probability key, step, drawn only when its probability is above zero).
+AUGMENT_STEPS = (
+    ("p_geometry", geometry, False), ("p_export_window", export_window, True), ("p_window", window_jitter, False),
+    ("p_curve", grey_curve, True), ("p_kernel", kernel, False), ("p_resolution", resolution, False),
+    ("p_noise", noise, False), ("p_fov", field_of_view, True), ("p_jpeg", jpeg, False),
+)
+
+
 def augment_slice(image: np.ndarray, rng: np.random.Generator, config: dict | None = None) -> np.ndarray:
     """One random acquisition-like variant of a cropped unit slice (same shape, [0, 1])."""
     cfg = dict(DEFAULT_AUGMENT, **(config or {}))
     out = np.asarray(image, dtype=np.float32)
-    if rng.random() < cfg["p_geometry"]:
-        out = geometry(out, rng, cfg)
-    if cfg["p_export_window"] > 0 and rng.random() < cfg["p_export_window"]:
-        out = export_window(out, rng, cfg)
-    if rng.random() < cfg["p_window"]:
-        out = window_jitter(out, rng, cfg)
-    if cfg["p_curve"] > 0 and rng.random() < cfg["p_curve"]:
-        out = grey_curve(out, rng, cfg)
-    if rng.random() < cfg["p_kernel"]:
-        out = kernel(out, rng, cfg)
-    if rng.random() < cfg["p_resolution"]:
-        out = resolution(out, rng, cfg)
-    if rng.random() < cfg["p_noise"]:
-        out = noise(out, rng, cfg)
-    if cfg["p_fov"] > 0 and rng.random() < cfg["p_fov"]:
-        out = field_of_view(out, rng, cfg)
-    if rng.random() < cfg["p_jpeg"]:
-        out = jpeg(out, rng, cfg)
+    for probability, step, optional in AUGMENT_STEPS:
+        if optional and cfg[probability] <= 0:
+            continue  # later additions draw nothing when off, so older recipes' random streams are unchanged
+        if rng.random() < cfg[probability]:
+            out = step(out, rng, cfg)
     return np.ascontiguousarray(out, dtype=np.float32)
