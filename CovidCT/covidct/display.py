@@ -22,5 +22,18 @@ COLOUR_TABLE_DIR = Path(__file__).resolve().parents[1] / "Resources" / "ColorTab
 
 
 def colour_table_file(name: str = HEAT_COLORMAP) -> Path:
-    """The shipped Slicer colour-table file of ``name`` (``index name R G B A`` per line)."""
-    return COLOUR_TABLE_DIR / f"{name}.txt"
+    """The shipped Slicer colour-table file of ``name`` (``index name R G B A`` per line).
+
+    The module's ``Resources/ColorTables`` in a clone or the Slicer extension, else the copy
+    a wheel carries as package data; a missing table is an error, never another colour map.
+    """
+    source = COLOUR_TABLE_DIR / f"{name}.txt"
+    if source.exists():
+        return source
+    from .weights import package_data_dir
+
+    packaged = package_data_dir("ColorTables") / f"{name}.txt"
+    if packaged.exists():
+        return packaged
+    raise FileNotFoundError(f"Colour table '{name}' is missing from {COLOUR_TABLE_DIR} and from the package data: "
+                            "reinstall CovidCT.")

@@ -19,17 +19,25 @@ from .errors import WeightsError
 MANIFEST_SUFFIX = ".json"
 
 
+def package_data_dir(name: str) -> Path:
+    """``covidct/_data/NAME`` inside an installed wheel (through ``importlib.resources``)."""
+    from importlib.resources import files
+
+    return Path(str(files("covidct") / "_data" / name))
+
+
 def weights_dir() -> Path:
     """``$COVIDCT_WEIGHTS_DIR`` if set, else the repository's ``weights/`` folder.
 
     Inside an installed Slicer extension the weights are copied next to the module
-    (``<module>/Resources/weights``), which is the second candidate.
+    (``<module>/Resources/weights``), the second candidate; a wheel carries them as
+    package data (``covidct/_data/weights``, see ``setup.py``), the third.
     """
     env = os.environ.get("COVIDCT_WEIGHTS_DIR")
     if env:
         return Path(env)
     here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "weights", here.parents[1] / "Resources" / "weights"]
+    candidates = [here.parents[2] / "weights", here.parents[1] / "Resources" / "weights", package_data_dir("weights")]
     for candidate in candidates:
         if any(candidate.glob("*" + MANIFEST_SUFFIX)):
             return candidate

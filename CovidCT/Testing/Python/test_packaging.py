@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from conftest import REPO
 
@@ -75,3 +79,33 @@ def test_readme_commands_are_what_ci_runs():
     assert "covidct analyze CovidCT/Resources/SampleData/" in blocks[0]
     ci = (REPO / ".ci" / "run").read_text()
     assert blocks[1].strip() in ci
+
+
+@pytest.mark.slow
+def test_a_built_wheel_carries_the_weights_and_colour_tables(tmp_path):
+    """A non-editable install works away from the clone: weights and colour table are package data."""
+    import venv
+
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheels), str(REPO)], check=True, cwd=tmp_path)
+    wheel = next(wheels.glob("covidct-*.whl"))
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:  # install by unpacking: no pip inside the venv needed
+        archive.extractall(site)
+    probe = ("import covidct, json; from covidct.weights import weights_dir, verified_weights_path; "
+             "from covidct.display import colour_table_file; "
+             "print(json.dumps([covidct.__file__, str(weights_dir()), str(verified_weights_path('classifier')[0]), "
+             "str(colour_table_file())]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COVIDCT_WEIGHTS_DIR")}
+    out = subprocess.run([str(python), "-I", "-c", probe], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    package, weights, classifier, table = json.loads(out.stdout)
+    assert package.startswith(site) and weights.startswith(site) and classifier.startswith(site)
+    assert table.startswith(site) and table.endswith("CovidCT-Inferno.txt")

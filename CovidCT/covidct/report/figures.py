@@ -37,17 +37,16 @@ LETTERS = {0: ("R", "L"), 1: ("A", "P"), 2: ("I", "S")}  # (negative, positive) 
 # --------------------------------------------------------------------------- blending
 @lru_cache(maxsize=8)
 def _table_rgb(colormap: str) -> np.ndarray:
-    """``(N, 3)`` RGB in [0, 1] of a Slicer colour-table file (``index name R G B A``), or of
-    the matplotlib map of that name (``CovidCT-Inferno`` falls back to ``inferno``)."""
-    path = colour_table_file(colormap)
-    if path.is_file():
+    """``(N, 3)`` RGB in [0, 1] of a shipped Slicer colour-table file (``CovidCT-*``, ``index
+    name R G B A``; a missing file is an error, never another map), or of a matplotlib map."""
+    if colormap.startswith("CovidCT-"):
+        path = colour_table_file(colormap)
         rows = [line.split() for line in path.read_text(encoding="utf-8").splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
         return np.array([[float(v) for v in row[2:5]] for row in rows], dtype=np.float32) / 255.0
     from matplotlib import colormaps
 
-    name = colormap.split("-", 1)[-1].lower() if colormap.startswith("CovidCT-") else colormap
-    return colormaps[name].resampled(256)(np.arange(256))[:, :3].astype(np.float32)
+    return colormaps[colormap].resampled(256)(np.arange(256))[:, :3].astype(np.float32)
 
 
 def colour_table(values: np.ndarray, colormap: str = HEAT_COLORMAP,
