@@ -38,10 +38,8 @@ from unittest import mock
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
 
-import dicom_factory as factory  # noqa: E402
+import dicom_factory as factory  # noqa: E402  (importable: pytest's pythonpath, or the tool's own path)
 from covidct.errors import (  # noqa: E402
     CancelledError, DeviceError, InputNotFoundError, InvalidCTError, MixedSeriesError, OutputError,
     UnsupportedInputError, WeightsError,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
-sys.path.insert(0, str(HERE))  # test helpers such as dicom_factory
 
 SHARED_DATA = Path(os.environ.get("COVIDCT_SHARED_DATA", REPO.parent / "shared" / "data"))
 SAMPLE_SCAN = REPO / "CovidCT" / "Resources" / "SampleData" / "covidct-sample-P001-128.nrrd"

@@ -6,17 +6,14 @@ Not a conftest: imported explicitly by the tests that need it.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-MODULE_DIR = Path(__file__).resolve().parents[2]  # .../CovidCT (holds CovidCTLib and covidct)
-if str(MODULE_DIR) not in sys.path:
-    sys.path.insert(0, str(MODULE_DIR))
+MODULE_DIR = Path(__file__).resolve().parents[2]  # .../CovidCT (holds CovidCTLib and covidct; on pytest's pythonpath)
 
-import slicer  # noqa: E402  (after the path set-up on purpose)
+import slicer  # noqa: E402
 
 from covidct.volume import CTVolume  # noqa: E402
 

@@ -45,7 +45,7 @@ def test_a_few_training_steps_lower_the_loss(tmp_path):
     import sys
     from pathlib import Path
 
-    table = Path(__file__).resolve().parents[3] / "tools" / "classifier_runs_table.py"
+    table = Path(__file__).resolve().parents[4] / "tools" / "classifier_runs_table.py"
     done = subprocess.run([sys.executable, str(table), str(tmp_path)], capture_output=True, text=True, check=True)
     header, _, line = done.stdout.strip().splitlines()
     cells = [c.strip() for c in line.strip("|").split("|")]

@@ -105,7 +105,7 @@ def test_documented_table_matches_the_corpus():
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[3]
+    repo = Path(__file__).resolve().parents[4]
     done = subprocess.run([sys.executable, str(repo / "tools" / "robustness_table.py"), "--check"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

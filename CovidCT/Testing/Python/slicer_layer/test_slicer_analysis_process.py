@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from slicer_scene_helpers import MODULE_DIR  # noqa: F401  (puts CovidCTLib on sys.path)
 
 from CovidCTLib.analysis_process import (AnalysisProcess, AnalysisState, CORE_SOURCE_DIR, Step, analyze_command,
                                          core_environment, dicom_series_files, dicom_source_folder,

@@ -28,7 +28,7 @@ from covidct.analyze import AnalysisOptions, analyze_scan  # noqa: E402
 from covidct.cohort import CohortOptions, discover_inputs, run_cohort  # noqa: E402
 from covidct.result import AnalysisResult  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 FAST_FLAGS = ["--device", "cpu", "--enhance", "off", "--no-report"]
 
 

@@ -32,7 +32,7 @@ import slicer.util
 
 pytestmark = pytest.mark.slicer
 
-ALLOWLIST = json.loads((Path(__file__).parent / "data" / "slicer_api_allowlist.json").read_text())["names"]
+ALLOWLIST = json.loads((Path(__file__).parent.parent / "data" / "slicer_api_allowlist.json").read_text())["names"]
 SOURCES = [MODULE_DIR / "CovidCT.py"] + sorted((MODULE_DIR / "CovidCTLib").glob("*.py"))
 # Slicer modules imported by name: the API is module.Class.method.
 MODULE_ROOTS = ("SampleData", "PyTorchUtils")
