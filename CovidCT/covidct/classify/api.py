@@ -260,8 +260,9 @@ def classify_images(paths, device="auto", classifier: Optional[Classifier] = Non
 def _export_window_report(unit: np.ndarray, standardisation: str) -> dict:
     """The export's window as estimated from its histogram, with a warning when the score is unreliable.
 
-    Reported for every model; only a model trained with ``harmonise`` also maps the image
-    back to the canonical window before scoring (``harmonisation.applied``).
+    Reported for every model; a model with ``harmonise`` (or ``harmonise_gated``, where the
+    estimate lies outside the estimator's noise) also maps the image back to the canonical
+    window before scoring (``harmonisation.applied``; ``weight`` is the share applied).
     """
     from .harmonise import estimate, gate
 
