@@ -10,6 +10,7 @@ looks complete.  The input is never modified.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -141,7 +142,9 @@ def _classify(volume: CTVolume, lung_mask, options: AnalysisOptions, progress, c
 def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = None,
                  progress: ProgressCallback = silent, cancel: Optional[CancelToken] = None) -> AnalysisResult:
     """Analyse one chest CT and write the result folder; returns what ``result.json`` holds."""
-    options = options or AnalysisOptions()
+    # The run's own copy: warnings gathered during this run never leak into the caller's options
+    # (a cohort worker or the web app reuses one AnalysisOptions for many scans).
+    options = dataclasses.replace(options or AnalysisOptions(), warnings=list((options or AnalysisOptions()).warnings))
     cancel = cancel or CancelToken()
     output_dir = Path(output_dir)
     clock = _StageClock(progress, cancel)

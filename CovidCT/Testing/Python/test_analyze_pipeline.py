@@ -106,3 +106,21 @@ def test_key_slices_are_spread_out():
     assert keys[0] == 20
     zs = [2.0 * k for k in keys]
     assert all(abs(a - b) >= 10.0 for i, a in enumerate(zs) for b in zs[i + 1:])
+
+
+def test_a_run_does_not_write_its_warnings_into_the_callers_options(tmp_path, sample_scan):
+    """One AnalysisOptions serves many scans (cohort workers, the web app): run state stays in the run."""
+    import SimpleITK as sitk
+
+    from covidct.analyze import AnalysisOptions, analyze_scan
+
+    tilted = sitk.ReadImage(str(sample_scan))
+    tilted.SetDirection((1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0))  # coronal slices: a warning, not an error
+    path = tmp_path / "tilted.nrrd"
+    sitk.WriteImage(tilted, str(path))
+    options = AnalysisOptions(device="cpu", enhance="off", report=False)
+    first = analyze_scan(path, tmp_path / "first", options)
+    second = analyze_scan(path, tmp_path / "second", options)
+    assert any("not axial" in w for w in first.warnings)
+    assert options.warnings == []
+    assert second.warnings == first.warnings  # not doubled by the first run
