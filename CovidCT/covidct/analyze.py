@@ -144,7 +144,8 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
     """Analyse one chest CT and write the result folder; returns what ``result.json`` holds."""
     # The run's own copy: warnings gathered during this run never leak into the caller's options
     # (a cohort worker or the web app reuses one AnalysisOptions for many scans).
-    options = dataclasses.replace(options or AnalysisOptions(), warnings=list((options or AnalysisOptions()).warnings))
+    options = options or AnalysisOptions()
+    options = dataclasses.replace(options, warnings=list(options.warnings))
     cancel = cancel or CancelToken()
     output_dir = Path(output_dir)
     clock = _StageClock(progress, cancel)
