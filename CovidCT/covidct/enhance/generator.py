@@ -7,6 +7,13 @@ convolution.  One difference, stated in the model card: the network adds its out
 the bicubic up-sampling of the input, so it only has to learn the missing detail; this
 trains much faster on a CPU and cannot drift in mean intensity.
 Images are lung-window values in [0, 1] (one channel).
+
+Two options of the later recipes (both off for the 1.0 weights, so those load unchanged):
+``batch_norm=False`` drops the batch normalisation, as EDSR does for super-resolution (its
+statistics differ between training patches and whole slices, and its running averages do
+not match averaged weights); ``icnr=True`` initialises each sub-pixel convolution so that
+it starts as nearest-neighbour up-sampling of its features (ICNR, Aitken et al. 2017),
+which removes the checkerboard a random initialisation starts from.
 """
 
 from __future__ import annotations
@@ -17,16 +24,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DEFAULT_GENERATOR_CONFIG = {"channels": 32, "blocks": 16, "scale": 4, "residual_over_bicubic": True}
+DEFAULT_GENERATOR_CONFIG = {"channels": 32, "blocks": 16, "scale": 4, "residual_over_bicubic": True,
+                            "batch_norm": True, "icnr": False}
+
+
+def _conv_norm(channels: int, batch_norm: bool) -> list:
+    """A 3x3 convolution, followed by batch norm when the recipe has it (then no bias)."""
+    if batch_norm:
+        return [nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)]
+    return [nn.Conv2d(channels, channels, 3, padding=1)]
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, batch_norm: bool = True):
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
-            nn.PReLU(channels),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.body = nn.Sequential(*_conv_norm(channels, batch_norm), nn.PReLU(channels),
+                                  *_conv_norm(channels, batch_norm))
 
     def forward(self, x):
         return x + self.body(x)
@@ -35,29 +48,47 @@ class ResidualBlock(nn.Module):
 class SubPixelUpsample(nn.Module):
     """x2 by convolution to 4x channels then pixel shuffle (ESPCN sub-pixel layer)."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, icnr: bool = False):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
         self.act = nn.PReLU(channels)
+        if icnr:
+            icnr_init(self.conv.weight, 2)
+            nn.init.zeros_(self.conv.bias)
 
     def forward(self, x):
         return self.act(self.shuffle(self.conv(x)))
 
 
+@torch.no_grad()
+def icnr_init(weight: torch.Tensor, factor: int) -> torch.Tensor:
+    """Fill a sub-pixel convolution's weight so its ``factor**2`` phases start identical.
+
+    Pixel shuffle takes output channel ``c * factor**2 + phase`` to phase ``phase`` of
+    channel ``c``; giving every phase the same kernel makes the shuffled output a
+    nearest-neighbour up-sampling of one convolution, so no phase (grid) pattern is there
+    to begin with.
+    """
+    out_channels = weight.shape[0] // (factor * factor)
+    base = torch.empty(out_channels, *weight.shape[1:])
+    nn.init.kaiming_normal_(base)
+    weight.copy_(base.repeat_interleave(factor * factor, dim=0))
+    return weight
+
+
 class SRResNet(nn.Module):
     def __init__(self, channels: int = 32, blocks: int = 16, scale: int = 4,
-                 residual_over_bicubic: bool = True):
+                 residual_over_bicubic: bool = True, batch_norm: bool = True, icnr: bool = False):
         super().__init__()
         if scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, not {scale}")
         self.scale = scale
         self.residual_over_bicubic = residual_over_bicubic
         self.head = nn.Sequential(nn.Conv2d(1, channels, 9, padding=4), nn.PReLU(channels))
-        self.trunk = nn.Sequential(*[ResidualBlock(channels) for _ in range(blocks)])
-        self.trunk_tail = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-                                        nn.BatchNorm2d(channels))
-        self.upsample = nn.Sequential(*[SubPixelUpsample(channels) for _ in range(int(math.log2(scale)))])
+        self.trunk = nn.Sequential(*[ResidualBlock(channels, batch_norm) for _ in range(blocks)])
+        self.trunk_tail = nn.Sequential(*_conv_norm(channels, batch_norm))
+        self.upsample = nn.Sequential(*[SubPixelUpsample(channels, icnr) for _ in range(int(math.log2(scale)))])
         self.tail = nn.Conv2d(channels, 1, 9, padding=4)
         if residual_over_bicubic:
             # Start as plain bicubic: the residual branch begins at zero.
@@ -104,4 +135,5 @@ def bicubic_upsample(low: torch.Tensor, scale: int) -> torch.Tensor:
 def build_generator(config: dict) -> SRResNet:
     merged = {**DEFAULT_GENERATOR_CONFIG, **(config or {})}
     return SRResNet(channels=int(merged["channels"]), blocks=int(merged["blocks"]),
-                    scale=int(merged["scale"]), residual_over_bicubic=bool(merged["residual_over_bicubic"]))
+                    scale=int(merged["scale"]), residual_over_bicubic=bool(merged["residual_over_bicubic"]),
+                    batch_norm=bool(merged["batch_norm"]), icnr=bool(merged["icnr"]))

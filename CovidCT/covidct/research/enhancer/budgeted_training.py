@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -47,7 +46,8 @@ from ...enhance import degradation as deg
 from .data import load_patient_hu, pair_patch_cache
 from ...enhance.generator import bicubic_upsample, build_generator
 from .losses import pixel_loss
-from .training import _augment, _crop, _set_lr
+from .sampling import augment_pair, crop_pair
+from .schedule import budget_lr, set_lr
 from ...enhance.weights_io import write_generator_weights
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -64,38 +64,17 @@ def config_fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def budget_lr(step: int, elapsed: float, cfg: dict) -> float:
-    """Warm-up then cosine decay over the budget's progress (steps or seconds, whichever is further)."""
-    warmup = int(cfg.get("warmup_steps", 100))
-    if step < warmup:
-        return cfg["lr"] * (step + 1) / warmup
-    progress = max(step / float(cfg["max_steps"]), elapsed / float(cfg["max_seconds"]))
-    progress = min(1.0, max(0.0, progress))
-    floor = float(cfg.get("min_lr", cfg["lr"] * 0.01))
-    return floor + 0.5 * (cfg["lr"] - floor) * (1.0 + math.cos(math.pi * progress))
-
-
 def make_pair_batch(pairs: np.ndarray, batch: int, scale: int, rng: np.random.Generator,
                     degradation_cfg: dict, patch_hr: int):
     """(low-resolution input, target) tensors; thick-slice samples take the pair's thick copy."""
     lows, highs = [], []
     for index in rng.integers(0, len(pairs), size=batch):
-        pair = _augment_pair(_crop_pair(pairs[index].astype(np.float32), patch_hr, rng), rng)
+        pair = augment_pair(crop_pair(pairs[index].astype(np.float32), patch_hr, rng), rng)
         spec = deg.random_degradation(rng, scale, **degradation_cfg)
         source = pair[1] if spec.thick_slices > 1 else pair[0]
         lows.append(lung_window(deg.degrade_hu(source, spec, rng)))
         highs.append(lung_window(pair[0]))
     return torch.from_numpy(np.stack(lows)[:, None]), torch.from_numpy(np.stack(highs)[:, None])
-
-
-def _crop_pair(pair: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """The same random crop of both channels (the per-slice crop, on a channel stack)."""
-    stacked = np.moveaxis(pair, 0, -1)
-    return np.moveaxis(_crop(stacked, size, rng), -1, 0)
-
-
-def _augment_pair(pair: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.moveaxis(_augment(np.moveaxis(pair, 0, -1), rng), -1, 0)
 
 
 class EMA:
@@ -286,7 +265,7 @@ class BudgetedRun:
         while step < min(max_steps, stop_at_step or max_steps) and elapsed < max_seconds:
             started = time.process_time()
             lr = budget_lr(step, elapsed, cfg)
-            _set_lr(optimizer, lr)
+            set_lr(optimizer, lr)
             low, high = make_pair_batch(pairs, cfg["batch"], 4, rng, degradation_cfg, self.config["data"]["patch_hr"])
             loss = pixel_loss(generator(low.to(self.device)), high.to(self.device))
             optimizer.zero_grad(set_to_none=True)

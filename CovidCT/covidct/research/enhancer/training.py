@@ -36,6 +36,8 @@ from .data import default_data_dir, load_patient_hu, patch_cache
 from .discriminator import build_discriminator
 from .feature_extractor import DEGRADATION_CLASSES, build_feature_encoder, frozen
 from ...enhance.generator import bicubic_upsample, build_generator
+from .sampling import augment, crop
+from .schedule import set_lr, step_decay_lr
 from .losses import FeatureLoss, discriminator_loss, generator_adversarial_loss, pixel_loss
 from ...enhance.weights_io import write_generator_weights
 
@@ -48,28 +50,12 @@ def load_config(path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _augment(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random flips and 90-degree turns (CT anatomy is not left-right symmetric, patches are)."""
-    patch = np.rot90(patch, int(rng.integers(0, 4)))
-    if rng.random() < 0.5:
-        patch = patch[:, ::-1]
-    return np.ascontiguousarray(patch)
-
-
-def _crop(patch: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    if patch.shape[0] == size:
-        return patch
-    j = int(rng.integers(0, patch.shape[0] - size + 1))
-    i = int(rng.integers(0, patch.shape[1] - size + 1))
-    return patch[j:j + size, i:i + size]
-
-
 def make_sr_batch(patches: np.ndarray, batch: int, scale: int, rng: np.random.Generator,
                   degradation_cfg: dict, patch_hr: Optional[int] = None):
     """(low-resolution input, high-resolution target) in the lung window, as tensors."""
     lows, highs = [], []
     for index in rng.integers(0, len(patches), size=batch):
-        hr = _augment(_crop(patches[index].astype(np.float32), patch_hr or patches.shape[1], rng), rng)
+        hr = augment(crop(patches[index].astype(np.float32), patch_hr or patches.shape[1], rng), rng)
         spec = deg.random_degradation(rng, scale, **degradation_cfg)
         lows.append(lung_window(deg.degrade_hu(hr, spec, rng)))
         highs.append(lung_window(hr))
@@ -80,7 +66,7 @@ def make_feature_batch(patches: np.ndarray, batch: int, patch: int, rng: np.rand
     """Self-supervised batch: each patch gets one degradation class, re-sampled to full size."""
     images, labels = [], []
     for index in rng.integers(0, len(patches), size=batch):
-        hr = _augment(_crop(patches[index].astype(np.float32), patch, rng), rng)
+        hr = augment(crop(patches[index].astype(np.float32), patch, rng), rng)
         label = int(rng.integers(0, len(DEGRADATION_CLASSES)))
         name = DEGRADATION_CLASSES[label]
         if name in ("area_x2", "area_x4"):
@@ -98,19 +84,6 @@ def make_feature_batch(patches: np.ndarray, batch: int, patch: int, rng: np.rand
         images.append(image.astype(np.float32))
         labels.append(label)
     return torch.from_numpy(np.stack(images)[:, None]), torch.tensor(labels)
-
-
-def _lr_at(step: int, steps: int, cfg: dict) -> float:
-    factor = 1.0
-    for fraction in cfg.get("decay_at", [0.5, 0.75]):
-        if step >= fraction * steps:
-            factor *= cfg.get("decay_factor", 0.5)
-    return cfg["lr"] * factor
-
-
-def _set_lr(optimizer, lr: float):
-    for group in optimizer.param_groups:
-        group["lr"] = lr
 
 
 def psnr_unit(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -203,7 +176,7 @@ class Trainer:
         generator.train()
         steps, start, running = int(cfg["steps"]), time.time(), None
         for step in range(steps):
-            _set_lr(optimizer, _lr_at(step, steps, init_lr_cfg))
+            set_lr(optimizer, step_decay_lr(step, steps, init_lr_cfg))
             low, high = make_sr_batch(self.patches(), cfg["batch"], scale, rng, degradation_cfg, patch_hr)
             loss = pixel_loss(generator(low.to(self.device)), high.to(self.device))
             optimizer.zero_grad(set_to_none=True)
@@ -266,7 +239,7 @@ class Trainer:
         rng = np.random.default_rng(self.config.get("seed", 0) + 2)
         steps, start, running, accuracy = int(cfg["steps"]), time.time(), None, None
         for step in range(steps):
-            _set_lr(optimizer, _lr_at(step, steps, cfg))
+            set_lr(optimizer, step_decay_lr(step, steps, cfg))
             images, labels = make_feature_batch(self.patches(), cfg["batch"], cfg["patch"], rng)
             logits = encoder(images.to(self.device))
             loss = torch.nn.functional.cross_entropy(logits, labels.to(self.device))
@@ -304,9 +277,9 @@ class Trainer:
         generator.train()
         discriminator.train()
         for step in range(steps):
-            lr = _lr_at(step, steps, cfg)
-            _set_lr(opt_g, lr)
-            _set_lr(opt_d, lr)
+            lr = step_decay_lr(step, steps, cfg)
+            set_lr(opt_g, lr)
+            set_lr(opt_d, lr)
             low, high = make_sr_batch(self.patches(), cfg["batch"], 4, rng, self.config.get("degradation", {}))
             low, high = low.to(self.device), high.to(self.device)
             fake = generator(low)
