@@ -50,13 +50,13 @@ def _env(threads: int) -> dict:
 
 def build_inputs(root: Path, synthetic: int, samples: int) -> list:
     sys.path.insert(0, str(TESTS))
-    import bad_inputs
     import cohort_factory
+    from bad_inputs.building import write_scan
 
     inputs = []
     for number in range(synthetic):
         folder = root / f"synthetic{number:02d}"
-        bad_inputs.write_scan(folder, hu=cohort_factory.lesion_phantom(2 * (number % 7)))
+        write_scan(folder, hu=cohort_factory.lesion_phantom(2 * (number % 7)))
         inputs.append(folder)
     for number in range(samples):
         path = root / f"sample{number:02d}.nrrd"

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import generate_uid
 
-import bad_inputs
+from bad_inputs import CASES  # the package registers every case
+from bad_inputs.building import scan_hu, write_scan
 
 BROKEN_CASES = ("modality_mr", "single_dicom_slice", "truncated_pixel_data", "corrupt_file_in_series",
                 "corrupt_nrrd")
@@ -29,7 +30,7 @@ FAST = {"device": "cpu", "enhance": "off", "report": False}
 class Cohort:
     root: Path
     good: dict = field(default_factory=dict)     # input path -> label (1 COVID-19 / 0)
-    broken: dict = field(default_factory=dict)   # input path -> bad_inputs.Expected
+    broken: dict = field(default_factory=dict)   # input path -> bad_inputs.framework.Expected
     shared_folder: Path = None                   # holds two series
 
     @property
@@ -40,7 +41,7 @@ class Cohort:
 
 def lesion_phantom(radius_px: int, hu_value: float = -400.0) -> np.ndarray:
     """The corpus phantom with a ground-glass ball in the right lung (none for radius 0)."""
-    hu = bad_inputs.scan_hu()
+    hu = scan_hu()
     if radius_px:
         zz, yy, xx = np.mgrid[0:hu.shape[0], 0:hu.shape[1], 0:hu.shape[2]]
         ball = (zz - 12) ** 2 / 4 + (yy - 48) ** 2 + (xx - 29) ** 2 <= radius_px ** 2
@@ -54,19 +55,19 @@ def build_cohort(root: Path, sample_scan: Path) -> Cohort:
     radii = list(LESION_RADII_PX)
     for number, radius in enumerate(radii[:3]):
         folder = root / "site-a" / f"study{number}" / "series"
-        bad_inputs.write_scan(folder, hu=lesion_phantom(radius))
+        write_scan(folder, hu=lesion_phantom(radius))
         cohort.good[folder] = int(radius >= 8)
     # Two series in one folder: two scans, told apart by SeriesInstanceUID.
     cohort.shared_folder = root / "site-b" / "mixed"
     for radius in radii[3:5]:
-        written = bad_inputs.write_scan(root / "staging", hu=lesion_phantom(radius), series_uid=generate_uid(),
+        written = write_scan(root / "staging", hu=lesion_phantom(radius), series_uid=generate_uid(),
                                         description=f"lesion {radius}")
         cohort.shared_folder.mkdir(parents=True, exist_ok=True)
         for path in written:
             path.rename(cohort.shared_folder / f"r{radius}_{path.name}")
     # One series split over two folders: one scan, from their common parent.
     split = root / "site-b" / "split"
-    paths = bad_inputs.write_scan(split / "part1", hu=lesion_phantom(radii[5]), series_uid=generate_uid())
+    paths = write_scan(split / "part1", hu=lesion_phantom(radii[5]), series_uid=generate_uid())
     (split / "part2").mkdir()
     for path in paths[len(paths) // 2:]:
         shutil.move(str(path), split / "part2" / path.name)
@@ -77,8 +78,8 @@ def build_cohort(root: Path, sample_scan: Path) -> Cohort:
         cohort.good[root / name] = 1
     for case in BROKEN_CASES:
         (root / "broken" / case).mkdir(parents=True)
-        prepared = bad_inputs.CASES[case].build(root / "broken" / case)
-        cohort.broken[Path(prepared.argv[1])] = bad_inputs.CASES[case].expected
+        prepared = CASES[case].build(root / "broken" / case)
+        cohort.broken[Path(prepared.argv[1])] = CASES[case].expected
     return cohort
 
 

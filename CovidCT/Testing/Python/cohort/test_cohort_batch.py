@@ -24,6 +24,7 @@ pytest.importorskip("distributed")
 
 import cohort_factory  # noqa: E402
 import dicom_factory  # noqa: E402
+from bad_inputs.building import write_scan  # noqa: E402
 from covidct.analyze import AnalysisOptions, analyze_scan  # noqa: E402
 from covidct.cohort import CohortOptions, discover_inputs, run_cohort  # noqa: E402
 from covidct.result import AnalysisResult  # noqa: E402
@@ -199,7 +200,7 @@ def test_killed_worker_then_killed_batch_resume_losing_and_redoing_nothing(cohor
 
 
 def test_identifiers_only_when_asked(tmp_path):
-    cohort_factory.bad_inputs.write_scan(tmp_path / "in" / "s")
+    write_scan(tmp_path / "in" / "s")
     done = subprocess.run(_batch_argv(tmp_path / "in", tmp_path / "out", "--workers", "1", "--include-identifiers"),
                           env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-import bad_inputs
 import cohort_factory
+from bad_inputs.building import write_scan
 from covidct.cohort.discovery import apply_labels, discover_inputs
 from covidct.errors import InputNotFoundError, UnsupportedInputError
 
@@ -40,7 +40,7 @@ def test_keys_stable_and_fingerprints_follow_the_files(cohort, tmp_path):
     assert first.keys() == again.keys() and len(first) == cohort.size
     assert all(first[k].fingerprint == again[k].fingerprint for k in first)
     folder = tmp_path / "one"
-    paths = bad_inputs.write_scan(folder)
+    paths = write_scan(folder)
     before = discover_inputs(tmp_path)[0]
     os.utime(paths[3], ns=(1, 1))
     after = discover_inputs(tmp_path)[0]

@@ -1,4 +1,4 @@
-"""Every case of the bad-input corpus (``bad_inputs.py``) through the command line.
+"""Every case of the bad-input corpus (the ``bad_inputs`` helpers) through the command line.
 
 For each case: the exact outcome (success, or the error class, exit code and message),
 one clear line on stderr and no traceback, no hang, the input byte-identical afterwards,
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import bad_inputs
-from bad_inputs import CASES, RunResult, partial_leftovers, snapshot
+from bad_inputs import CASES  # the package registers every case
+from bad_inputs.building import partial_leftovers, snapshot
+from bad_inputs.framework import RunResult
+from bad_inputs.runners import run_case
 from covidct.errors import OutputError
 from covidct.io import atomic_path, write_text_atomic
 
@@ -63,7 +65,7 @@ def test_corpus_case(case, tmp_path):
         pytest.skip(prepared.skip)
     output_existed = prepared.output is not None and prepared.output.exists()
     before_inputs = snapshot(prepared.inputs)
-    result = bad_inputs.run_case(prepared)
+    result = run_case(prepared)
     assert_outcome(case, prepared, result)
     assert snapshot(prepared.inputs) == before_inputs, "the input must never be modified"
     assert partial_leftovers(tmp_path) == [], "no temporary or half-written output may remain"

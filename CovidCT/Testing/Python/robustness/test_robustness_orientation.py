@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bad_inputs
 import dicom_factory as factory
-from bad_inputs import Prepared, analyze_argv, run_in_process
+from bad_inputs.building import analyze_argv, scan_hu, write_scan
+from bad_inputs.framework import Prepared
+from bad_inputs.runners import run_in_process
 from covidct.errors import CovidCTError
 from covidct.io import load_ct, save_volume
 from covidct.preprocess import area_downsample, compute_lung_mask, resample_to_grid
@@ -31,7 +32,7 @@ MARKER_HU = 1500.0
 
 def asymmetric_phantom() -> CTVolume:
     """The phantom with a bone block anterior (small j), left (large i), superior (large k)."""
-    hu = bad_inputs.scan_hu(24)
+    hu = scan_hu(24)
     lung = hu == -850.0
     hu[20:, :, 48:][lung[20:, :, 48:]] = 40.0   # no left lung in the top slices (superior)
     hu[:, :40, :48][lung[:, :40, :48]] = 40.0   # right lung flattened in front (anterior)
@@ -306,7 +307,7 @@ def _mutate(rng, folder) -> list:
 @pytest.fixture(scope="module")
 def fuzz_template(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz") / "template"
-    bad_inputs.write_scan(folder, hu=bad_inputs.scan_hu(12))
+    write_scan(folder, hu=scan_hu(12))
     return folder
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-import bad_inputs
 import dicom_factory as factory
-from bad_inputs import Prepared, analyze_argv, run_in_process, write_scan
+from bad_inputs.building import analyze_argv, write_scan
+from bad_inputs.framework import SUBPROCESS_TIMEOUT_S, Prepared
+from bad_inputs.runners import cli_command, run_in_process, subprocess_env
 
 # Every spelling an identifier could take in text, CSV, JSON, PDF or DICOM (long enough
 # that compressed image bytes cannot match by chance).
@@ -154,12 +155,12 @@ def _analyze(scan: Path, out: Path, *extra) -> subprocess.CompletedProcess:
     argv = analyze_argv(scan, out, "--enhance", "off", *report, *extra)
     argv[argv.index("--progress") + 1] = "json"
     prepared = Prepared(argv, fakes=True)
-    command = bad_inputs.cli_command(prepared)
+    command = cli_command(prepared)
     # --debug goes before the subcommand: the most verbose logs must be clean too.
     position = command.index("analyze")
     command[position:position] = ["--debug"]
-    return subprocess.run(command, capture_output=True, text=True, timeout=bad_inputs.SUBPROCESS_TIMEOUT_S,
-                          env=bad_inputs.subprocess_env(prepared))
+    return subprocess.run(command, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
+                          env=subprocess_env(prepared))
 
 
 def test_analyze_outputs_hide_identifiers_unless_asked(identified_scan, tmp_path):

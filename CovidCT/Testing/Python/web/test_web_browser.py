@@ -17,8 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-import bad_inputs
 import web_browser_helpers as web
+from bad_inputs import CASES  # the package registers every case
+from bad_inputs.building import snapshot
 from conftest import SAMPLE_SCAN
 
 pytestmark = [pytest.mark.web, pytest.mark.skipif(web.missing_browser_reason() is not None,
@@ -43,7 +44,7 @@ def bad_input_paths(data_dir) -> dict:
     for name in BAD_INPUT_CASES:
         folder = data_dir / name
         folder.mkdir()
-        prepared = bad_inputs.CASES[name].build(folder)
+        prepared = CASES[name].build(folder)
         paths[name] = Path(prepared.argv[1]).relative_to(data_dir).as_posix()  # argv: analyze INPUT ...
     return paths
 
@@ -215,10 +216,10 @@ def _open_typed_path(page, relative: str, message_pattern: str) -> str:
 
 @pytest.mark.parametrize("name", BAD_INPUT_CASES)
 def test_bad_input_gets_the_cli_message(path_page, data_dir, bad_input_paths, name):
-    before = bad_inputs.snapshot([data_dir])
-    _open_typed_path(path_page, bad_input_paths[name], bad_inputs.CASES[name].expected.message)
+    before = snapshot([data_dir])
+    _open_typed_path(path_page, bad_input_paths[name], CASES[name].expected.message)
     assert not path_page.is_enabled("#analyze")
-    assert bad_inputs.snapshot([data_dir]) == before  # nothing written next to the input
+    assert snapshot([data_dir]) == before  # nothing written next to the input
 
 
 def test_path_outside_the_data_dir_is_refused(path_page, data_dir, tmp_path):
