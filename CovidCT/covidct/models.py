@@ -100,7 +100,11 @@ _DEFAULT: Optional[ModelStore] = None
 
 
 def default_store() -> ModelStore:
-    """The process-wide store used by callers that pass none (the CLI, the web app's analyses)."""
+    """The process-wide store used by callers that pass none (the CLI, the web app's analyses).
+
+    Every such caller looks it up when it needs a model, so this function is the one place
+    where a test stands in other models for a whole command-line run.
+    """
     global _DEFAULT
     if _DEFAULT is None:
         _DEFAULT = ModelStore()

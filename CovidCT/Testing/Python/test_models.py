@@ -64,3 +64,20 @@ def test_analyze_scan_takes_its_models_from_the_given_store(tiny_weights, sample
     classifier, enhancer = store.classifier(), store.enhancer(2, "fidelity")
     analyze_scan(sample_scan, tmp_path / "second", options, models=store)
     assert store.classifier() is classifier and store.enhancer(2, "fidelity") is enhancer
+
+
+def test_the_cli_takes_its_models_from_the_process_wide_store(tiny_weights, tmp_path, monkeypatch, capsys):
+    """``default_store`` is looked up when a model is needed: the one point to stand in models for a CLI run."""
+    import numpy as np
+    from PIL import Image
+
+    import covidct.models
+    from covidct.cli import main
+
+    store = ModelStore(tiny_weights, device="cpu")
+    monkeypatch.setattr(covidct.models, "default_store", lambda: store)
+    image = tmp_path / "slice.png"
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)).save(image)
+    assert main(["classify", str(image), "--device", "cpu", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    assert result["threshold"] == 0.5  # the tiny model's, not the shipped one's

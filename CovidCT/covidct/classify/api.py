@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..errors import InvalidCTError
-from ..models import CLASSIFIER_KEY, ModelStore, default_store
+from ..models import CLASSIFIER_KEY
 from ..progress import silent
 from ..volume import CTVolume
 from . import pooling
@@ -137,6 +137,8 @@ class Prediction(NamedTuple):
 
 def load_classifier(device="auto", model_key: str = CLASSIFIER_KEY, directory=None) -> Classifier:
     """The shipped classifier, checksum-verified: from the process-wide store, or loaded afresh from ``directory``."""
+    from ..models import ModelStore, default_store
+
     store = ModelStore(directory) if directory else default_store()
     return store.classifier(device, model_key)
 
@@ -160,6 +162,8 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
     ``classifier`` wins over ``models`` (a :class:`covidct.models.ModelStore`; default: the
     process-wide one), which is only asked for it here, when it is needed.
     """
+    from ..models import default_store
+
     progress = progress or silent
     clf = classifier or (models or default_store()).classifier(device)
     shape = volume.shape
@@ -243,6 +247,8 @@ def classify_images(paths, device="auto", classifier: Optional[Classifier] = Non
     readable = [k for k, (pixels, _) in enumerate(read) if pixels is not None]
     if not readable:
         return entries
+    from ..models import default_store
+
     clf = classifier or (models or default_store()).classifier(device)
     units = [crop_and_resize(read[k][0], False, None, clf.size_px)[0] for k in readable]
     prediction = clf.predict(units)
