@@ -3,9 +3,9 @@
 :class:`WorkerModels` is a worker plugin: when a worker starts (or restarts after a crash)
 it fixes the worker's thread budget and device and fills the worker's own
 :class:`covidct.models.ModelStore` with the classifier (and the enhancers the options may
-need), which ``analyze_scan`` is given, so every scan after the first reuses them.  :func:`analyze_on_worker` runs the
-core's ``analyze_scan`` unchanged and turns any failure into an outcome for the
-manifest: one bad scan never stops the cohort.
+need); ``analyze_scan`` is given that store, so every scan after the first reuses them.
+:func:`analyze_on_worker` runs the core's ``analyze_scan`` and turns any failure into an
+outcome for the manifest: one bad scan never stops the cohort.
 """
 
 from __future__ import annotations
