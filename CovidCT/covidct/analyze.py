@@ -10,14 +10,13 @@ looks complete.  The input is never modified.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -55,15 +54,20 @@ class AnalysisOptions:
     report: bool = True
     key_slice_count: int = KEY_SLICE_COUNT
     overwrite: bool = False
-    warnings: list = field(default_factory=list)
 
 
-class _StageClock:
-    """Times each stage and maps its own progress onto the whole run's bar."""
+class _Run:
+    """One run's state: the models it uses, the warnings it gathers (for ``result.json``), and its clock.
 
-    def __init__(self, progress: ProgressCallback, cancel: CancelToken):
+    Kept apart from :class:`AnalysisOptions`, which one caller reuses for many scans.
+    Times each stage and maps its own progress onto the whole run's bar.
+    """
+
+    def __init__(self, models, progress: ProgressCallback, cancel: CancelToken):
+        self.models = models
         self.progress = progress
         self.cancel = cancel
+        self.warnings: list = []
         self.timings_s: dict = {}
         self._starts = {}
         position = 0.0
@@ -105,7 +109,7 @@ def _publish(staging: Path, output_dir: Path) -> None:
     staging.rename(output_dir)
 
 
-def _enhance(volume: CTVolume, options: AnalysisOptions, quality, progress, cancel):
+def _enhance(volume: CTVolume, options: AnalysisOptions, quality, models, progress, cancel):
     """Run the enhancer when asked or when the quality gate says it helps."""
     wanted = options.enhance == "on" or (options.enhance == "auto" and quality.needs_enhancement)
     if not wanted:
@@ -118,37 +122,42 @@ def _enhance(volume: CTVolume, options: AnalysisOptions, quality, progress, canc
         return None, {"applied": False, "reason": "scale 1 requested: nothing to enhance"}
     kwargs = {} if options.enhancer_model == "default" else {"model": options.enhancer_model}
     enhanced, info = enhance_volume(volume, scale=scale, device=options.device, progress=progress,
-                                    cancel=cancel, **kwargs)
+                                    cancel=cancel, models=models, **kwargs)
     info = dict(info)
     info["applied"] = True
     info["reason"] = "requested by the user" if options.enhance == "on" else "quality gate: " + "; ".join(quality.reasons)
     return enhanced, info
 
 
-def _classify(volume: CTVolume, lung_mask, options: AnalysisOptions, progress, cancel):
+def _classify(volume: CTVolume, lung_mask, options: AnalysisOptions, run: _Run, progress):
     """Classify on the chosen device; a GPU that runs out of memory re-runs it on the CPU, with a warning."""
     from .classify import classify_volume
     from .devices import run_with_cpu_fallback
 
     def warn(_exc):
-        options.warnings.append("The GPU ran out of memory during classification; it was re-run on the CPU.")
-        log.warning(options.warnings[-1])
+        run.warnings.append("The GPU ran out of memory during classification; it was re-run on the CPU.")
+        log.warning(run.warnings[-1])
 
     return run_with_cpu_fallback(
-        lambda device: classify_volume(volume, lung_mask, device=device, progress=progress, cancel=cancel),
+        lambda device: classify_volume(volume, lung_mask, device=device, progress=progress, cancel=run.cancel,
+                                       models=run.models),
         options.device, "Out of memory while classifying on the CPU; free memory and retry.", on_fallback=warn)
 
 
 def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = None,
-                 progress: ProgressCallback = silent, cancel: Optional[CancelToken] = None) -> AnalysisResult:
-    """Analyse one chest CT and write the result folder; returns what ``result.json`` holds."""
-    # The run's own copy: warnings gathered during this run never leak into the caller's options
-    # (a cohort worker or the web app reuses one AnalysisOptions for many scans).
+                 progress: ProgressCallback = silent, cancel: Optional[CancelToken] = None,
+                 models=None) -> AnalysisResult:
+    """Analyse one chest CT and write the result folder; returns what ``result.json`` holds.
+
+    ``models``: the :class:`covidct.models.ModelStore` to take the classifier and enhancer
+    from (default: the process-wide one); a store is asked only for the models a run needs.
+    """
+    from .models import default_store
+
     options = options or AnalysisOptions()
-    options = dataclasses.replace(options, warnings=list(options.warnings))
     cancel = cancel or CancelToken()
     output_dir = Path(output_dir)
-    clock = _StageClock(progress, cancel)
+    run = _Run(models or default_store(), progress, cancel)
     # Refuse an absent GPU now, not after minutes of loading and segmenting.
     from .devices import configure_cpu_threads, select_device
 
@@ -156,7 +165,7 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
     configure_cpu_threads()  # the cores this process may use, not the host's count
     staging = _prepare_output(output_dir, options.overwrite)
     try:
-        result = _run(input_path, staging, options, clock, cancel)
+        result = _run(input_path, staging, options, run)
         _publish(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -165,41 +174,41 @@ def analyze_scan(input_path, output_dir, options: Optional[AnalysisOptions] = No
     return result
 
 
-def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock, cancel) -> AnalysisResult:
+def _run(input_path, staging: Path, options: AnalysisOptions, run: _Run) -> AnalysisResult:
     from .decision import decide
     from .enhance.quality_gate import assess_quality
     from .preprocess.lung_mask import compute_lung_mask
     from .quantify import quantify_lungs_with_masks
     from .quantify.lesions import lesion_label_map
 
-    with clock.stage("load"):
+    with run.stage("load"):
         volume = load_ct(input_path, options.series_uid, options.include_identifiers)
-        options.warnings.extend(validate_ct_volume(volume))
-    with clock.stage("lung mask"):
+        run.warnings.extend(validate_ct_volume(volume))
+    with run.stage("lung mask"):
         lung_mask = compute_lung_mask(volume)
-    with clock.stage("quality"):
+    with run.stage("quality"):
         quality = assess_quality(volume)
-    with clock.stage("enhance") as report:
+    with run.stage("enhance") as report:
         from .devices import run_with_cpu_fallback
 
         # The enhancer already falls back to smaller batches and the CPU on its own.
         enhanced, enhancement = run_with_cpu_fallback(
-            lambda _device: _enhance(volume, options, quality, report, cancel), options.device,
+            lambda _device: _enhance(volume, options, quality, run.models, report, run.cancel), options.device,
             "The GPU ran out of memory while enhancing; retry with --device cpu.")
-    with clock.stage("classify") as report:
+    with run.stage("classify") as report:
         if options.classify_on == "enhanced" and enhanced is not None:
             from .preprocess.resample import resample_to_grid
 
             enhanced_mask = resample_to_grid(lung_mask.astype(np.float32), volume, enhanced, order=0) > 0.5
-            classification = _classify(enhanced, enhanced_mask, options, report, cancel)
+            classification = _classify(enhanced, enhanced_mask, options, run, report)
             heatmap = resample_to_grid(classification.heatmap, enhanced, volume, order=1)
         else:
-            classification = _classify(volume, lung_mask, options, report, cancel)
+            classification = _classify(volume, lung_mask, options, run, report)
             heatmap = classification.heatmap
-    with clock.stage("quantify") as report:
+    with run.stage("quantify") as report:
         quantification, quantified_masks = quantify_lungs_with_masks(volume, lung_mask, progress=report)
         lesion_labels = lesion_label_map(volume, quantified_masks["lesions"])
-    with clock.stage("write"):
+    with run.stage("write"):
         # Kept in memory for the report, which would otherwise read them back.
         written = {"input.nrrd": volume,
                    "heatmap.nrrd": volume.with_voxels(heatmap.astype(np.float32), is_hounsfield=False),
@@ -242,13 +251,13 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
         model=Models(classifier=classifier, enhancer=enhancer),
         study=Study.from_facts(volume.facts, options.include_identifiers),
         geometry=Geometry(list(volume.shape), list(volume.spacing_mm)),
-        warnings=list(options.warnings),
-        timings_s=clock.timings_s,
+        warnings=list(run.warnings),
+        timings_s=run.timings_s,
     )
     result.corads = suggest_corads_for(result)
     write_text_atomic(staging / RESULT_NAME, result.to_json())
     if options.report:
-        with clock.stage("report"):
+        with run.stage("report"):
             from .report import build_report
 
             source = Path(input_path)
@@ -256,6 +265,6 @@ def _run(input_path, staging: Path, options: AnalysisOptions, clock: _StageClock
                 source.parent if volume.facts.source_format == "DICOM" else None)
             build_report(staging, include_identifiers=options.include_identifiers,
                          source_dicom_dir=dicom_dir, volumes=written)
-        result.timings_s = clock.timings_s
+        result.timings_s = run.timings_s
         write_text_atomic(staging / RESULT_NAME, result.to_json())
     return result

@@ -1,7 +1,7 @@
 """Where the repository's own folders are, resolved from the package (never the cwd).
 
-The development data lives beside the repository (``../shared/data``); configs and
-weights inside it.  One place computes these so every command agrees on them.
+The configs live inside the repository; one place computes where, so every command agrees.
+The development data is research's business (:mod:`covidct.research.data_paths`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,3 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def configs_dir() -> Path:
     return REPO_ROOT / "configs"
-
-
-def default_data_dir() -> Path:
-    """``../shared/data`` relative to the repository root."""
-    return REPO_ROOT.parent / "shared" / "data"

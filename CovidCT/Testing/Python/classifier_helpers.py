@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from covidct.classify.api import Classifier
@@ -19,6 +21,25 @@ def tiny_classifier(threshold: float = 0.5, pooling: str = "top_k_mean", size_px
     entry = {"name": "test", "version": "0", "sha256": "none", "threshold": threshold,
              "pooling": pooling, "config": {"network": TINY_NETWORK, "input_size_px": size_px}}
     return Classifier(model, entry, "cpu")
+
+
+def write_tiny_classifier_weights(directory, threshold: float = 0.5) -> str:
+    """A tiny random classifier released as ``classifier.pt`` and its manifest; returns its sha256."""
+    import json
+
+    import torch
+
+    from covidct.weights import sha256_of
+
+    directory = Path(directory)
+    torch.manual_seed(0)
+    torch.save(build_network(TINY_NETWORK).state_dict(), directory / "classifier.pt")
+    sha256 = sha256_of(directory / "classifier.pt")
+    entry = {"name": "classifier", "file": "classifier.pt", "sha256": sha256, "version": "tiny",
+             "threshold": threshold, "pooling": "top_k_mean",
+             "config": {"network": TINY_NETWORK, "input_size_px": 32, "standardisation": "none", "crop": "slice"}}
+    (directory / "classifier.json").write_text(json.dumps(entry))
+    return sha256
 
 
 def synthetic_chest(num_slices: int = 4, size: int = 64, empty_slices=(0,)) -> tuple:

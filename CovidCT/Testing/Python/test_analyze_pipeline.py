@@ -108,11 +108,11 @@ def test_key_slices_are_spread_out():
     assert all(abs(a - b) >= 10.0 for i, a in enumerate(zs) for b in zs[i + 1:])
 
 
-def test_a_run_does_not_write_its_warnings_into_the_callers_options(tmp_path, sample_scan):
+def test_a_runs_warnings_are_its_own(tmp_path, sample_scan):
     """One AnalysisOptions serves many scans (cohort workers, the web app): run state stays in the run."""
-    import SimpleITK as sitk
+    import dataclasses
 
-    from covidct.analyze import AnalysisOptions, analyze_scan
+    import SimpleITK as sitk
 
     tilted = sitk.ReadImage(str(sample_scan))
     tilted.SetDirection((1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0))  # coronal slices: a warning, not an error
@@ -122,5 +122,7 @@ def test_a_run_does_not_write_its_warnings_into_the_callers_options(tmp_path, sa
     first = analyze_scan(path, tmp_path / "first", options)
     second = analyze_scan(path, tmp_path / "second", options)
     assert any("not axial" in w for w in first.warnings)
-    assert options.warnings == []
     assert second.warnings == first.warnings  # not doubled by the first run
+    assert json.loads((tmp_path / "second" / "result.json").read_text())["warnings"] == first.warnings
+    assert options == AnalysisOptions(device="cpu", enhance="off", report=False)
+    assert "warnings" not in {f.name for f in dataclasses.fields(AnalysisOptions)}

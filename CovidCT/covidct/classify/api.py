@@ -8,20 +8,19 @@ and builds the CAM heatmap on the CT grid.  ``classify_images`` scores 2D export
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from ..errors import InvalidCTError
+from ..models import CLASSIFIER_KEY
 from ..progress import silent
 from ..volume import CTVolume
 from . import pooling
 from .cam import cam_volume
-from .input_normalisation import MIN_LUNG_PIXELS, crop_and_resize, lung_slices, slice_crop_boxes, standardise
-from .network import build_network
+from .input_normalisation import (MIN_LUNG_PIXELS, crop_and_resize, lung_slices, slice_crop_boxes,
+                                  standardise_with_estimate)
 
-MODEL_KEY = "classifier"
 COVID, NON_COVID = "COVID-19", "non-COVID"
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_POOLING = "top_k_mean"
@@ -76,7 +75,7 @@ class Classifier:
         self.standardisation = cfg.get("standardisation", "equalise")
         self.crop = cfg.get("crop", LEGACY_CROP)
         self.min_lung_fraction = float(cfg.get("min_lung_fraction", LEGACY_MIN_LUNG_FRACTION))
-        self.info = {"name": entry.get("name", MODEL_KEY), "version": entry.get("version", ""),
+        self.info = {"name": entry.get("name", CLASSIFIER_KEY), "version": entry.get("version", ""),
                      "sha256": entry.get("sha256", ""), "operating_point": operating_point(entry)}
 
     def held_out_for(self, scan: str) -> Optional["Classifier"]:
@@ -100,52 +99,48 @@ class Classifier:
         held_out.info["members"] = members
         return held_out
 
-    def predict(self, unit_slices: list, batch_size: int = 32, cancel=None, progress=silent) -> tuple:
-        """(COVID-19 probabilities, CAMs) for cropped unit slices."""
+    def predict(self, unit_slices: list, batch_size: int = 32, cancel=None, progress=silent) -> Prediction:
+        """COVID-19 probabilities, CAMs and harmonisations (see :class:`Prediction`) for cropped unit slices."""
         import torch
 
-        probs, cams = [], []
+        probs, cams, harmonisations = [], [], []
         self.model.eval()
         with torch.no_grad():
             for start in range(0, len(unit_slices), batch_size):
                 if cancel is not None:
                     cancel.check("classification")
-                chunk = np.stack([standardise(s, self.standardisation)
-                                  for s in unit_slices[start:start + batch_size]])
+                standardised = [standardise_with_estimate(s, self.standardisation)
+                                for s in unit_slices[start:start + batch_size]]
+                harmonisations += [h for _, h in standardised]
+                chunk = np.stack([image for image, _ in standardised])
                 x = torch.from_numpy(chunk[:, None].astype(np.float32)).to(self.device)
                 logits, cam = self.model.forward_with_cam(x)
                 probs.append(torch.softmax(logits.float(), 1)[:, 1].cpu().numpy())
                 cams.append(cam.float().cpu().numpy())
                 progress(min(1.0, (start + batch_size) / max(1, len(unit_slices))), "classify slices")
         if not probs:
-            return np.zeros(0, np.float32), np.zeros((0, 1, 1), np.float32)
-        return np.concatenate(probs), np.concatenate(cams)
+            return Prediction(np.zeros(0, np.float32), np.zeros((0, 1, 1), np.float32), [])
+        return Prediction(np.concatenate(probs), np.concatenate(cams), harmonisations)
 
 
-def load_classifier(device="auto", model_key: str = MODEL_KEY, directory=None) -> Classifier:
-    """The shipped classifier, checksum-verified.
+class Prediction(NamedTuple):
+    """What :meth:`Classifier.predict` computed, per slice.
 
-    Cached per device, weights folder and manifest sha256, so pointing
-    ``COVIDCT_WEIGHTS_DIR`` elsewhere (or replacing the weights) inside one process loads
-    the new model instead of reusing the old one.
+    ``harmonisations``: the window estimate each slice was harmonised with (None for a model
+    that does not harmonise), so its report needs no second estimate.
     """
-    from .. import weights
-    from ..devices import select_device
 
-    folder = str(directory) if directory else str(weights.weights_dir())
-    sha256 = weights.model_entry(model_key, folder)["sha256"]
-    return _load(str(select_device(device)), model_key, folder, sha256)
+    probabilities: np.ndarray
+    cams: np.ndarray
+    harmonisations: list
 
 
-@lru_cache(maxsize=4)
-def _load(device: str, model_key: str, directory: str, sha256: str) -> Classifier:
-    from .. import weights
+def load_classifier(device="auto", model_key: str = CLASSIFIER_KEY, directory=None) -> Classifier:
+    """The shipped classifier, checksum-verified: from the process-wide store, or loaded afresh from ``directory``."""
+    from ..models import ModelStore, default_store
 
-    state, entry = weights.load_state_dict(model_key, directory)
-    model = build_network(entry.get("config", {}).get("network", {}))
-    weights.load_into(model, state, model_key)
-    model.to(device).eval()
-    return Classifier(model, entry, device)
+    store = ModelStore(directory) if directory else default_store()
+    return store.classifier(device, model_key)
 
 
 def _decide(probability: float, threshold: float) -> str:
@@ -153,8 +148,8 @@ def _decide(probability: float, threshold: float) -> str:
 
 
 def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, device="auto",
-                    progress=None, cancel=None, cam_slices="all", classifier: Optional[Classifier] = None
-                    ) -> ScanClassification:
+                    progress=None, cancel=None, cam_slices="all", classifier: Optional[Classifier] = None,
+                    models=None) -> ScanClassification:
     """Scan-level COVID-19 probability, decision, per-slice scores and CAM heatmap.
 
     HU volumes: slices with too little lung (:func:`lung_slices`: under 64 pixels or under
@@ -164,9 +159,13 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
     ``lung_mask`` is given it is computed.
     8-bit slice volumes (``is_hounsfield`` False): every slice is scored, cropped to the
     image content (or to ``lung_mask`` when given).  The input volume is not modified.
+    ``classifier`` wins over ``models`` (a :class:`covidct.models.ModelStore`; default: the
+    process-wide one), which is only asked for it here, when it is needed.
     """
+    from ..models import default_store
+
     progress = progress or silent
-    clf = classifier or load_classifier(device)
+    clf = classifier or (models or default_store()).classifier(device)
     shape = volume.shape
     if lung_mask is None and volume.is_hounsfield:
         from ..preprocess.lung_mask import compute_lung_mask
@@ -197,7 +196,7 @@ def classify_volume(volume: CTVolume, lung_mask: Optional[np.ndarray] = None, de
         scored.append(k)
     if not scored:
         raise InvalidCTError("No slice of this image contains lung; it cannot be classified. Is it a chest CT?")
-    probs, cams = clf.predict(units, cancel=cancel, progress=lambda f, s: progress(0.1 + 0.8 * f, s))
+    probs, cams, _ = clf.predict(units, cancel=cancel, progress=lambda f, s: progress(0.1 + 0.8 * f, s))
     scores = [None] * shape[0]
     for k, p in zip(scored, probs):
         scores[k] = float(p)
@@ -232,7 +231,7 @@ def _read_image_or_error(path) -> tuple:
                       "exit_code": exc.exit_code}
 
 
-def classify_images(paths, device="auto", classifier: Optional[Classifier] = None) -> list[dict]:
+def classify_images(paths, device="auto", classifier: Optional[Classifier] = None, models=None) -> list[dict]:
     """Per-image COVID-19 probability for 2D lung-window slice exports (PNG/JPEG/WebP).
 
     One entry per path, in input order: a result (``path``, ``covid19``, ``non_covid``,
@@ -240,6 +239,7 @@ def classify_images(paths, device="auto", classifier: Optional[Classifier] = Non
     error entry (``path``, ``error``, ``error_type``, ``exit_code``); one bad file does not
     stop the batch.  Every image is read before the weights load, and when none is
     readable the weights are not loaded at all.  Weights and device errors still raise.
+    ``classifier`` and ``models`` as for :func:`classify_volume`.
     """
     paths = list(paths)
     read = [_read_image_or_error(path) for path in paths]
@@ -247,29 +247,30 @@ def classify_images(paths, device="auto", classifier: Optional[Classifier] = Non
     readable = [k for k, (pixels, _) in enumerate(read) if pixels is not None]
     if not readable:
         return entries
-    clf = classifier or load_classifier(device)
+    from ..models import default_store
+
+    clf = classifier or (models or default_store()).classifier(device)
     units = [crop_and_resize(read[k][0], False, None, clf.size_px)[0] for k in readable]
-    probs, _ = clf.predict(units)
-    for k, p, unit in zip(readable, probs, units):
+    prediction = clf.predict(units)
+    for k, p, unit, used in zip(readable, prediction.probabilities, units, prediction.harmonisations):
         entries[k] = {"path": str(paths[k]), "covid19": round(float(p), 5), "non_covid": round(1 - float(p), 5),
                       "decision": _decide(float(p), clf.threshold), "threshold": clf.threshold,
-                      **_export_window_report(unit, clf.standardisation)}
+                      **_export_window_report(unit, used)}
     return entries
 
 
-def _export_window_report(unit: np.ndarray, standardisation: str) -> dict:
+def _export_window_report(unit: np.ndarray, used) -> dict:
     """The export's window as estimated from its histogram, with a warning when the score is unreliable.
 
-    Reported for every model; a model with ``harmonise`` (or ``harmonise_gated``, where the
-    estimate lies outside the estimator's noise) also maps the image back to the canonical
-    window before scoring (``harmonisation.applied``; ``weight`` is the share applied).
+    Reported for every model: ``used`` is the estimate a model with ``harmonise`` (or
+    ``harmonise_gated``) mapped the image with before scoring (``harmonisation.applied``
+    when any of it was applied; ``weight`` is the share), None for a model that does not
+    harmonise, whose image is estimated here only for the report.
     """
-    from .harmonise import estimate, gate
+    from .harmonise import estimate
 
-    h = estimate(unit)
-    if standardisation == "harmonise_gated":
-        h = gate(h)
-    applied = standardisation == "harmonise" or (standardisation == "harmonise_gated" and h.weight > 0)
+    h = used if used is not None else estimate(unit)
+    applied = used is not None and h.weight > 0
     out = {"harmonisation": dict(h.to_dict(), applied=bool(applied))}
     if not h.reliable:
         out["warning"] = ("the export's window could not be estimated from its histogram (no aerated lung "

@@ -259,18 +259,23 @@ def standardise(unit: np.ndarray, method: str = "equalise") -> np.ndarray:
     """Step 4 by name: ``harmonise`` (2.0: each image's window mapped to the canonical one,
     :mod:`.harmonise`), ``harmonise_gated`` (1.3.2: only beyond the estimator's noise),
     ``none`` (1.1-1.3: as exported) or ``equalise`` (1.0 ablation)."""
-    if method == "harmonise":
-        from .harmonise import harmonise
+    return standardise_with_estimate(unit, method)[0]
 
-        return harmonise(unit)
-    if method == "harmonise_gated":
-        from .harmonise import harmonise_gated
 
-        return harmonise_gated(unit)
+def standardise_with_estimate(unit: np.ndarray, method: str = "equalise") -> tuple:
+    """(:func:`standardise`'s image, the window estimate it was harmonised with, or None when
+    ``method`` does not harmonise): a caller that reports the estimate does not redo it."""
+    if method in ("harmonise", "harmonise_gated"):
+        from .harmonise import apply, estimate, gate
+
+        harmonisation = estimate(unit)
+        if method == "harmonise_gated":
+            harmonisation = gate(harmonisation)
+        return apply(unit, harmonisation), harmonisation
     if method == "equalise":
-        return standardise_histogram(unit)
+        return standardise_histogram(unit), None
     if method == "none":
-        return np.asarray(unit, dtype=np.float32)
+        return np.asarray(unit, dtype=np.float32), None
     raise ValueError(f"Unknown standardisation '{method}'; use one of {', '.join(STANDARDISATIONS)}.")
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from ..paths import default_data_dir
 from .common import add_device_argument, add_json_argument, print_json
 
 from ..errors import PARTIAL_FAILURE_EXIT_CODE
@@ -19,11 +17,6 @@ def register(subparsers) -> None:
     add_device_argument(p)
     add_json_argument(p)
     p.set_defaults(handler=run_classify)
-
-
-def _data_root(args):
-
-    return Path(args.data) if args.data else default_data_dir()
 
 
 def run_classify(args) -> int:

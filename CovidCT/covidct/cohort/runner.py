@@ -8,7 +8,6 @@ back to pending and leaves a manifest that a rerun of the same command resumes f
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import queue
@@ -246,7 +245,7 @@ def _model_load_seconds(client) -> dict:
 def run_cohort(inputs, output_dir, options: Optional[CohortOptions] = None) -> CohortSummary:
     """Analyse every scan under ``inputs`` (folder or CSV) into ``output_dir``; resumable."""
     from .outputs import write_cohort_tables
-    from .worker import ModelStore
+    from .worker import WorkerModels
 
     options = options or CohortOptions()
     began = time.perf_counter()
@@ -284,15 +283,15 @@ def run_cohort(inputs, output_dir, options: Optional[CohortOptions] = None) -> C
             try:
                 # A remote worker without --threads-per-worker uses its own cores.
                 budget = options.threads_per_worker if options.scheduler else threads
-                client.register_plugin(ModelStore(analysis.device, budget, analysis.enhance,
-                                                  analysis.enhancer_model), name=ModelStore.name)
+                client.register_plugin(WorkerModels(analysis.device, budget, analysis.enhance,
+                                                    analysis.enhancer_model), name=WorkerModels.name)
                 summary.dashboard = _dashboard_link(client)
                 if summary.dashboard:
                     progress.message(f"Dask dashboard: {summary.dashboard}")
                 progress.update(counts)
                 with _sigterm_as_interrupt():
                     _run_pending(client, manifest, to_run, output_dir,
-                                 dataclasses.replace(analysis, warnings=[]), progress, keys)
+                                 analysis, progress, keys)
                 summary.model_load_s = _model_load_seconds(client)
             except KeyboardInterrupt:
                 summary.interrupted = True

@@ -1,11 +1,11 @@
 """What runs on a Dask worker: a model store loaded once, and one scan's analysis at a time.
 
-:class:`ModelStore` is a worker plugin: when a worker starts (or restarts after a crash)
-it fixes the worker's thread budget and device and loads the classifier (and the
-enhancers the options may need) into the process-wide caches that ``analyze_scan``
-reads, so every scan after the first reuses them.  :func:`analyze_on_worker` runs the
-core's ``analyze_scan`` unchanged and turns any failure into an outcome for the
-manifest: one bad scan never stops the cohort.
+:class:`WorkerModels` is a worker plugin: when a worker starts (or restarts after a crash)
+it fixes the worker's thread budget and device and fills the worker's own
+:class:`covidct.models.ModelStore` with the classifier (and the enhancers the options may
+need); ``analyze_scan`` is given that store, so every scan after the first reuses them.
+:func:`analyze_on_worker` runs the core's ``analyze_scan`` and turns any failure into an
+outcome for the manifest: one bad scan never stops the cohort.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def device_for_worker(requested: str, worker_name) -> str:
     return f"cuda:{index % count}" if count > 1 else "cuda"
 
 
-class ModelStore(WorkerPlugin):
+class WorkerModels(WorkerPlugin):
     """Worker plugin (``distributed`` calls ``setup`` in each worker process)."""
 
     name = STORE_NAME
@@ -66,37 +66,35 @@ class ModelStore(WorkerPlugin):
         self.lock = threading.Lock()
 
     def __getstate__(self):  # the lock and the models stay behind; each worker loads its own
-        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "classifier")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("lock", "models", "classifier")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.lock = threading.Lock()
 
     def setup(self, worker=None):
-        from ..classify import load_classifier
-        from ..devices import configure_cpu_threads, select_device
+        from ..devices import configure_cpu_threads
+        from ..enhance.inference import DEFAULT_MODEL, MODEL_KEYS
+        from ..models import ModelStore
 
         # analyze_scan sets PyTorch's threads from this, so each worker keeps to its budget.
         self.threads = configure_cpu_threads(self.threads)
         os.environ["COVIDCT_NUM_THREADS"] = str(self.threads)
         self.device = device_for_worker(self.requested_device, getattr(worker, "name", 0))
         began = time.perf_counter()
-        self.classifier = load_classifier(self.device)
+        # Every enhancer stays resident: scans of one cohort need different scales.
+        self.models = ModelStore(device=self.device, resident_enhancers=len(set(MODEL_KEYS.values())))
+        self.classifier = self.models.classifier()
         if self.enhance != "off":
-            from ..enhance import inference
-
-            inference.RESIDENT_ENHANCERS = len(set(inference.MODEL_KEYS.values()))
-            model = inference.DEFAULT_MODEL if self.enhancer_model == "default" else self.enhancer_model
-            for (_scale, name), key in inference.MODEL_KEYS.items():
+            model = DEFAULT_MODEL if self.enhancer_model == "default" else self.enhancer_model
+            for scale, name in MODEL_KEYS:
                 if name == model:
-                    inference.load_enhancer(key, select_device(self.device))
+                    self.models.enhancer(scale, name)
         self.load_seconds = round(time.perf_counter() - began, 3)
 
     def uses_loaded_classifier(self) -> bool:
-        """True while the core's classifier cache still returns the model loaded at setup."""
-        from ..classify import load_classifier
-
-        return load_classifier(self.device) is getattr(self, "classifier", None)
+        """True while the worker's store still returns the classifier loaded at setup."""
+        return self.models.classifier() is self.classifier
 
     def teardown(self, worker=None):
         return None
@@ -122,9 +120,9 @@ def analyze_on_worker(scan: ScanInput, result_dir: str, options: AnalysisOptions
                    "content_sha256": _hash_or_empty(scan.files)}
         chosen = dataclasses.replace(options, device=store.device,
                                      series_uid=scan.series_uid if scan.choose_series else None,
-                                     overwrite=True, warnings=[])
+                                     overwrite=True)
         try:
-            analyze_scan(scan.path, result_dir, chosen)
+            analyze_scan(scan.path, result_dir, chosen, models=store.models)
             outcome["state"] = DONE
             outcome["model_reused"] = store.uses_loaded_classifier()
         except CovidCTError as exc:

@@ -39,11 +39,6 @@ MODEL_KEYS = {
     (2, "gan"): "enhancer_x2_fidelity",
 }
 
-_MODEL_CACHE: dict = {}
-# Generators kept loaded at once.  One for a single analysis (GPU memory is shared with the
-# classifier); a cohort worker keeps every scale it may need (``covidct.cohort.worker``).
-RESIDENT_ENHANCERS = 1
-
 
 def choose_scale(shape_rows_cols: tuple, scale="auto") -> tuple[int, str]:
     """The scale to use and why.  ``auto``: smallest of 1, 2, 4 bringing the larger in-plane
@@ -61,25 +56,6 @@ def choose_scale(shape_rows_cols: tuple, scale="auto") -> tuple[int, str]:
     if value not in (1.0, 2.0, 4.0):
         raise InvalidCTError(f"Unsupported enhancement scale '{scale}'; use auto, 1, 2 or 4.")
     return int(value), "requested"
-
-
-def load_enhancer(model_key: str, device, weights_dir=None):
-    """The verified generator on ``device`` (cached per key, device and sha256)."""
-    import torch
-
-    from .. import weights as weights_mod
-    from .generator import fold_batch_norm
-    from .weights_io import load_generator
-
-    entry = weights_mod.model_entry(model_key, weights_dir)
-    cache_key = (model_key, str(device), entry["sha256"], str(weights_dir))
-    if cache_key not in _MODEL_CACHE:
-        generator, entry = load_generator(model_key, weights_dir)
-        while _MODEL_CACHE and len(_MODEL_CACHE) >= RESIDENT_ENHANCERS:
-            _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))  # the oldest goes first
-        generator = fold_batch_norm(generator).to(device).to(memory_format=torch.channels_last)
-        _MODEL_CACHE[cache_key] = (generator, entry)
-    return _MODEL_CACHE[cache_key]
 
 
 def _tiles(length: int, tile: int):
@@ -183,8 +159,8 @@ def _checked_input(volume: CTVolume, model: str) -> np.ndarray:
     return voxels
 
 
-def _enhance_slices(volume: CTVolume, model_key: str, scale: int, device, batch_size: Optional[int],
-                    weights_dir, precision: str, progress: ProgressCallback,
+def _enhance_slices(volume: CTVolume, model: str, scale: int, device, batch_size: Optional[int],
+                    models, precision: str, progress: ProgressCallback,
                     cancel: Optional[CancelToken]) -> tuple:
     """Every slice through the generator on ``device``: ``(voxels, entry, device, batch)``.
 
@@ -198,7 +174,7 @@ def _enhance_slices(volume: CTVolume, model_key: str, scale: int, device, batch_
     from ..devices import is_out_of_memory, release_gpu_memory
 
     device = torch.device(device)
-    generator, entry = load_enhancer(model_key, device, weights_dir)
+    generator, entry = models.enhancer(scale, model, device)
     voxels = volume.voxels
     rows, cols = voxels.shape[1:]
     batch = int(batch_size or _default_batch(device, rows, cols))
@@ -233,16 +209,18 @@ def _enhance_slices(volume: CTVolume, model_key: str, scale: int, device, batch_
 
 def enhance_volume(volume: CTVolume, scale=4, model: str = DEFAULT_MODEL, device="auto",
                    progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-                   batch_size: Optional[int] = None, weights_dir=None,
+                   batch_size: Optional[int] = None, models=None,
                    precision: str = "auto") -> tuple[CTVolume, dict]:
     """Super-resolve every slice in-plane; returns the new volume and what was done.
 
     HU volumes come back in HU (int16 if the input was integer, else float32), clipped to
     the input's value range; non-HU images come back in [0, 1].  The input is not modified.
     A GPU that runs out of memory even with one slice per batch hands the whole volume
-    to the CPU (``info["fallback"]`` says so).
+    to the CPU (``info["fallback"]`` says so).  The generator comes from ``models`` (a
+    :class:`covidct.models.ModelStore`; default: the process-wide one).
     """
     from ..devices import run_with_cpu_fallback, select_device
+    from ..models import default_store
     from ..preprocess.resample import scaled_in_plane_geometry
 
     started = time.time()
@@ -265,7 +243,7 @@ def enhance_volume(volume: CTVolume, scale=4, model: str = DEFAULT_MODEL, device
         info["fallback"] = "out of GPU memory; finished on CPU"
 
     result, entry, target, batch = run_with_cpu_fallback(
-        lambda dev: _enhance_slices(volume, model_key, chosen, dev, batch_size, weights_dir, precision,
+        lambda dev: _enhance_slices(volume, model, chosen, dev, batch_size, models or default_store(), precision,
                                     progress, cancel),
         select_device(device),
         "Out of memory while enhancing a single slice on the CPU; free memory or use a smaller scale.",
@@ -280,8 +258,8 @@ def enhance_volume(volume: CTVolume, scale=4, model: str = DEFAULT_MODEL, device
 
 
 def enhance_unit_slice(slice_unit: np.ndarray, scale: int = 4, model: str = DEFAULT_MODEL, device="cpu",
-                       weights_dir=None) -> np.ndarray:
+                       models=None) -> np.ndarray:
     """Convenience for one lung-window slice in [0, 1] (used by evaluation and tests)."""
     volume = CTVolume(voxels=np.asarray(slice_unit, dtype=np.float32)[None], is_hounsfield=False)
-    out, _ = enhance_volume(volume, scale=scale, model=model, device=device, weights_dir=weights_dir)
+    out, _ = enhance_volume(volume, scale=scale, model=model, device=device, models=models)
     return out.voxels[0]

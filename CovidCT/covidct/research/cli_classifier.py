@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cli.common import add_device_argument, add_json_argument, print_json
-from ..paths import configs_dir, default_data_dir
+from ..paths import configs_dir
+from .data_paths import default_data_dir
 
 
 def register(subparsers) -> None:

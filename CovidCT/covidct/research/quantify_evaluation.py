@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paths import default_data_dir
+from .data_paths import default_data_dir
 
 DEFAULT_DATA = default_data_dir()
 

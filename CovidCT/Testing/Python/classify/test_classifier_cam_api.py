@@ -6,6 +6,7 @@ import pytest
 from covidct.classify import classify_volume, load_classifier
 from covidct.classify.cam import cam_volume
 from covidct.errors import WeightsError
+from covidct.models import ModelStore
 
 from classifier_helpers import synthetic_chest, tiny_classifier
 
@@ -97,17 +98,20 @@ def test_the_model_cache_follows_the_weights_folder(tmp_path, monkeypatch):
     assert load_classifier("cpu") is shipped
 
 
-def test_unreadable_image_is_reported_before_the_weights_are_loaded(tmp_path, monkeypatch):
-    from covidct.classify import api, classify_images
-    from covidct.errors import UnsupportedInputError
+class _NoWeights(ModelStore):
+    """A store that must not be asked for a model."""
 
-    def no_weights(*_args, **_kwargs):
+    def classifier(self, device=None, model_key="classifier"):
         raise AssertionError("weights loaded before the images were checked")
 
-    monkeypatch.setattr(api, "load_classifier", no_weights)
+
+def test_unreadable_image_is_reported_before_the_weights_are_loaded(tmp_path):
+    from covidct.classify import classify_images
+    from covidct.errors import UnsupportedInputError
+
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    (entry,) = classify_images([bad], device="cpu")     # a per-file error entry, not an exception
+    (entry,) = classify_images([bad], device="cpu", models=_NoWeights())  # a per-file error entry, not an exception
     assert entry["error_type"] == "UnsupportedInputError" and entry["exit_code"] == UnsupportedInputError.exit_code
 
 
@@ -137,7 +141,7 @@ def test_a_released_seed_ensemble_loads_scores_and_refuses_a_missing_member(tmp_
 
     clf = load_classifier("cpu", directory=release(ensemble_state_dict(members), tmp_path / "ok"))
     units = [np.random.default_rng(i).random((32, 32)).astype(np.float32) for i in range(3)]
-    probs, cams = clf.predict(units)
+    probs, cams, _ = clf.predict(units)
     single_cams = []
     for member in clf.model.members:
         with torch.no_grad():

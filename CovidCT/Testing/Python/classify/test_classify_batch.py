@@ -177,3 +177,28 @@ def test_a_palette_png_is_read_through_its_palette(tmp_path):
     Image.fromarray(grey, "L").convert("P").save(path)
     assert Image.open(path).mode == "P"
     assert np.allclose(read_slice_image(path) * 255, grey, atol=1)
+
+
+@pytest.mark.parametrize("standardisation", ["harmonise", "harmonise_gated", "none"])
+def test_each_export_window_is_estimated_once_and_reported_as_scored(tmp_path, monkeypatch, standardisation):
+    from covidct.classify import harmonise
+    from covidct.classify.input_normalisation import crop_and_resize
+    from classifier_helpers import tiny_classifier
+
+    paths = [tmp_path / f"{k}.png" for k in range(3)]
+    for k, path in enumerate(paths):
+        Image.fromarray(grey_slice(seed=k)).save(path)
+    clf = tiny_classifier()
+    clf.standardisation = standardisation
+    real, estimated = harmonise.estimate, []
+    monkeypatch.setattr(harmonise, "estimate", lambda unit: estimated.append(1) or real(unit))
+    results = classify_images(paths, classifier=clf)
+    assert len(estimated) == len(paths)
+    monkeypatch.undo()
+    for path, result in zip(paths, results):
+        unit = crop_and_resize(read_slice_image(path), False, None, clf.size_px)[0]
+        expected = harmonise.estimate(unit)
+        if standardisation == "harmonise_gated":
+            expected = harmonise.gate(expected)
+        assert result["harmonisation"] == dict(expected.to_dict(), applied=standardisation != "none"
+                                               and expected.weight > 0)

@@ -8,6 +8,7 @@ import pytest
 from covidct.enhance import assess_quality, choose_scale, enhance_volume
 from covidct.enhance.inference import residual_detail
 from covidct.errors import CancelledError, DeviceError, InvalidCTError
+from covidct.models import ModelStore
 from covidct.preprocess.resample import scaled_in_plane_geometry
 from covidct.progress import CancelToken
 from covidct.volume import CTVolume
@@ -21,6 +22,11 @@ def tiny_weights(tmp_path_factory):
     return directory
 
 
+@pytest.fixture(scope="module")
+def tiny_models(tiny_weights):
+    return ModelStore(tiny_weights)
+
+
 def _voxel_corner_lps(volume: CTVolume) -> np.ndarray:
     """LPS position of the outer corner of voxel (0, 0) in-plane (half a voxel before its centre)."""
     si, sj, _ = volume.spacing_mm
@@ -28,10 +34,10 @@ def _voxel_corner_lps(volume: CTVolume) -> np.ndarray:
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-def test_shape_geometry_and_hu_range(tiny_weights, scale):
+def test_shape_geometry_and_hu_range(tiny_models, scale):
     volume = synthetic_hu_volume()
     before = volume.voxels.copy()
-    out, info = enhance_volume(volume, scale=scale, device="cpu", weights_dir=tiny_weights)
+    out, info = enhance_volume(volume, scale=scale, device="cpu", models=tiny_models)
     assert np.array_equal(volume.voxels, before), "input must not be modified"
     assert out.shape == (2, 32 * scale, 40 * scale)
     assert out.voxels.dtype == np.int16
@@ -59,53 +65,53 @@ def test_enhanced_geometry_formula():
     assert np.allclose(origin, expected) and spacing == pytest.approx((0.2, 0.175, 2.5))
 
 
-def test_float_input_gives_float_output_and_bone_keeps_hu(tiny_weights):
+def test_float_input_gives_float_output_and_bone_keeps_hu(tiny_models):
     volume = synthetic_hu_volume(dtype=np.float32)
-    out, _ = enhance_volume(volume, scale=2, device="cpu", weights_dir=tiny_weights)
+    out, _ = enhance_volume(volume, scale=2, device="cpu", models=tiny_models)
     assert out.voxels.dtype == np.float32
     # The 300 HU line lies outside the lung window: it must survive in HU, not be clipped to 150.
     assert out.voxels.max() > 200
 
 
-def test_2d_image_stays_in_unit_range(tiny_weights):
+def test_2d_image_stays_in_unit_range(tiny_models):
     rng = np.random.default_rng(1)
     image = CTVolume(voxels=rng.random((1, 48, 48)).astype(np.float32), is_hounsfield=False)
-    out, info = enhance_volume(image, scale=4, model="gan", device="cpu", weights_dir=tiny_weights)
+    out, info = enhance_volume(image, scale=4, model="gan", device="cpu", models=tiny_models)
     assert out.shape == (1, 192, 192) and out.voxels.dtype == np.float32
     assert 0.0 <= out.voxels.min() and out.voxels.max() <= 1.0
     assert info["model_key"] == "enhancer_x4_gan" and out.is_hounsfield is False
 
 
-def test_auto_scale_and_scale_one(tiny_weights):
+def test_auto_scale_and_scale_one(tiny_models):
     assert choose_scale((128, 128))[0] == 4
     assert choose_scale((256, 200))[0] == 2
     assert choose_scale((512, 512))[0] == 1
     assert choose_scale((64, 64))[0] == 4
     big = CTVolume(voxels=np.full((1, 512, 512), -700, np.int16))
-    out, info = enhance_volume(big, scale="auto", device="cpu", weights_dir=tiny_weights)
+    out, info = enhance_volume(big, scale="auto", device="cpu", models=tiny_models)
     assert info["scale"] == 1 and out.shape == big.shape and out.voxels is not big.voxels
     with pytest.raises(InvalidCTError):
         choose_scale((128, 128), 3)
 
 
-def test_x2_gan_falls_back_to_fidelity_and_says_so(tiny_weights):
+def test_x2_gan_falls_back_to_fidelity_and_says_so(tiny_models):
     _, info = enhance_volume(synthetic_hu_volume(slices=1), scale=2, model="gan", device="cpu",
-                             weights_dir=tiny_weights)
+                             models=tiny_models)
     assert info["model_key"] == "enhancer_x2_fidelity" and "note" in info
 
 
-def test_progress_and_cancel(tiny_weights):
+def test_progress_and_cancel(tiny_models):
     seen = []
-    enhance_volume(synthetic_hu_volume(slices=3), scale=2, device="cpu", weights_dir=tiny_weights, batch_size=1,
+    enhance_volume(synthetic_hu_volume(slices=3), scale=2, device="cpu", models=tiny_models, batch_size=1,
                    progress=lambda fraction, stage: seen.append(fraction))
     assert seen[0] == 0.0 and seen[-1] == 1.0 and len(seen) == 4
     token = CancelToken()
     token.cancel()
     with pytest.raises(CancelledError):
-        enhance_volume(synthetic_hu_volume(), scale=2, device="cpu", weights_dir=tiny_weights, cancel=token)
+        enhance_volume(synthetic_hu_volume(), scale=2, device="cpu", models=tiny_models, cancel=token)
 
 
-def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(tiny_weights, monkeypatch):
+def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(tiny_models, monkeypatch):
     import covidct.enhance.inference as inference
 
     real, sizes = inference._enhance_batch, []
@@ -117,12 +123,12 @@ def test_out_of_memory_halves_the_batch_then_gives_a_clear_error(tiny_weights, m
         return real(generator, slices, *args, **kwargs)
 
     monkeypatch.setattr(inference, "_enhance_batch", fussy)
-    _, info = enhance_volume(synthetic_hu_volume(slices=3), scale=2, device="cpu", weights_dir=tiny_weights,
+    _, info = enhance_volume(synthetic_hu_volume(slices=3), scale=2, device="cpu", models=tiny_models,
                              batch_size=4)
     assert sizes == [3, 2, 1, 1, 1] and info["batch_size"] == 1 and "fallback" not in info
     monkeypatch.setattr(inference, "_enhance_batch", lambda *a, **k: fussy(None, [0, 0]))
     with pytest.raises(DeviceError, match="single slice on the CPU"):
-        enhance_volume(synthetic_hu_volume(slices=1), scale=2, device="cpu", weights_dir=tiny_weights)
+        enhance_volume(synthetic_hu_volume(slices=1), scale=2, device="cpu", models=tiny_models)
 
 
 def test_tiling_matches_whole_image(tiny_weights):

@@ -10,6 +10,7 @@ import pytest
 from covidct.enhance import enhance_volume
 from covidct.enhance.weights_io import load_generator
 from covidct.errors import WeightsError
+from covidct.models import ModelStore
 from covidct.volume import CTVolume
 from enhancer_helpers import synthetic_hu_volume, write_tiny_weights
 
@@ -23,7 +24,7 @@ def test_corrupted_weights_file_is_refused(tmp_path):
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
-        enhance_volume(synthetic_hu_volume(), scale=4, device="cpu", weights_dir=tmp_path)
+        enhance_volume(synthetic_hu_volume(), scale=4, device="cpu", models=ModelStore(tmp_path))
 
 
 def test_missing_manifest_and_wrong_architecture_are_clear_errors(tmp_path):
@@ -36,7 +37,7 @@ def test_missing_manifest_and_wrong_architecture_are_clear_errors(tmp_path):
         load_generator("enhancer_x2_fidelity", tmp_path)
     (tmp_path / "enhancer_x4_gan.json").unlink()
     with pytest.raises(WeightsError, match="No weights manifest"):
-        enhance_volume(synthetic_hu_volume(), scale=4, model="gan", device="cpu", weights_dir=tmp_path)
+        enhance_volume(synthetic_hu_volume(), scale=4, model="gan", device="cpu", models=ModelStore(tmp_path))
 
 
 def test_manifest_records_fp16_and_checksum(tmp_path):

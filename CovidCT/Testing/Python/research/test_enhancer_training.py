@@ -78,6 +78,7 @@ def test_feature_loss_is_zero_for_identical_and_positive_otherwise():
 
 def test_trainer_runs_all_stages_and_exports_loadable_weights(tmp_path):
     from covidct.enhance import enhance_volume
+    from covidct.models import ModelStore
     from enhancer_helpers import synthetic_hu_volume
 
     config = {
@@ -98,5 +99,5 @@ def test_trainer_runs_all_stages_and_exports_loadable_weights(tmp_path):
     assert set(results) == {"fidelity", "x2", "refine", "features", "gan"}
     assert (tmp_path / "work" / "generator_x4_refined.pt").exists()
     out, info = enhance_volume(synthetic_hu_volume(slices=1), scale=2, device="cpu",
-                               weights_dir=tmp_path / "weights")
+                               models=ModelStore(tmp_path / "weights"))
     assert out.shape == (1, 64, 80) and info["model_key"] == "enhancer_x2_fidelity"

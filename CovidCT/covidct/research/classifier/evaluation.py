@@ -252,7 +252,7 @@ def evaluate(data_root, out_dir, device="auto", n_boot: int = 2000, log=print,
     units, pseudo, items, sets = _two_d_sets(data_root, cfg, clf.size_px, log)
     montage = []
     for name, idx in sets.items():
-        probs, cams = clf.predict([units[i] for i in idx])
+        probs, cams, _ = clf.predict([units[i] for i in idx])
         labels = pseudo["label"][idx]
         peak = max(1e-6, float(np.maximum(cams, 0).max()))
         for cls, cls_name in ((1, "COVID"), (0, "non-COVID")):

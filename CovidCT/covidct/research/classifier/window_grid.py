@@ -173,7 +173,7 @@ def format_table(name: str, summary: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from ...paths import default_data_dir
+    from ..data_paths import default_data_dir
     from ...weights import weights_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -22,7 +22,8 @@ from ...preprocess.windowing import LUNG_WINDOW_HU, lung_window
 from ...volume import CTVolume
 from ...enhance import degradation as deg
 from ...preprocess.body_mask import body_mask_per_slice as body_mask
-from .data import HU_SERIES_FOLDER, default_data_dir
+from ..data_paths import default_data_dir
+from .data import HU_SERIES_FOLDER
 from ...enhance.inference import MODEL_KEYS, enhance_volume
 
 CONDITIONS = {
@@ -141,7 +142,9 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
              models=("fidelity", "gan"), slice_step: int = 4, out_dir=None, device: str = "auto",
              weights_dir=None, log=print, lesion_check: bool = True, precision: str = "auto") -> dict:
     from ...io import load_ct
+    from ...models import ModelStore
 
+    models_store = ModelStore(weights_dir, device)
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     volume = load_ct(data_dir / HU_SERIES_FOLDER / patient)
     picks = np.arange(0, volume.num_slices, max(1, int(slice_step)))
@@ -176,7 +179,7 @@ def evaluate(data_dir=None, patient: str = "P001", conditions=("x2", "x4", "x4_r
             used_keys.add(MODEL_KEYS[(spec.scale, model)])
             started = time.time()
             enhanced, info = enhance_volume(low_volume, scale=spec.scale, model=model, device=device,
-                                            weights_dir=weights_dir, precision=precision)
+                                            models=models_store, precision=precision)
             estimates[f"enhancer_{model}"] = lung_window(enhanced.voxels.astype(np.float32))
             estimates_hu[f"enhancer_{model}"] = enhanced.voxels.astype(np.float32)
             infos[f"enhancer_{model}"] = {"model_key": info["model_key"], "sha256": info["sha256"],
