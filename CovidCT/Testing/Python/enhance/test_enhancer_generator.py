@@ -8,6 +8,7 @@ import torch
 from covidct.enhance import enhance_volume
 from covidct.enhance.generator import SubPixelUpsample, build_generator, fold_batch_norm
 from covidct.enhance.weights_io import load_generator, write_generator_weights
+from covidct.models import ModelStore
 from enhancer_helpers import synthetic_hu_volume
 
 NO_BN = {"channels": 8, "blocks": 2, "residual_over_bicubic": True, "batch_norm": False, "icnr": True, "scale": 4}
@@ -48,6 +49,6 @@ def test_weights_without_batch_norm_load_and_enhance(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(low), generator.eval()(low).half().float(), atol=2e-3)
     volume = synthetic_hu_volume()
-    out, info = enhance_volume(volume, scale=4, device="cpu", weights_dir=tmp_path)
+    out, info = enhance_volume(volume, scale=4, device="cpu", models=ModelStore(tmp_path))
     assert out.voxels.shape == (2, 128, 160)
     assert np.isfinite(out.voxels).all()
