@@ -212,8 +212,12 @@ def test_identifiers_only_when_asked(tmp_path):
 def test_ctrl_c_stops_cleanly_and_resumes(cohort, tmp_path):
     out = tmp_path / "out"
     with (tmp_path / "stderr.txt").open("w") as stderr:
+        # A terminal's Ctrl-C reaches a process whose SIGINT is at its default; a child inherits an
+        # ignored SIGINT from its parent (as under some test runners), and Python then never raises
+        # KeyboardInterrupt, so the default is restored in the child explicitly.
         proc = subprocess.Popen(_batch_argv(cohort.root, out), env=_env(), stdout=subprocess.DEVNULL, stderr=stderr,
-                                start_new_session=True)
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             _wait_for_done(out, 1, proc)
             os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C: to every process
