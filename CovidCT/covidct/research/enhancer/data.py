@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputNotFoundError
-from ..data_paths import default_data_dir  # noqa: F401 - re-exported for the enhancer training
 
 HU_SERIES_FOLDER = "covid-ct-md"
 

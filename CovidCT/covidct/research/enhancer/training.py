@@ -32,7 +32,8 @@ import torch
 
 from ...preprocess.windowing import lung_window
 from ...enhance import degradation as deg
-from .data import default_data_dir, load_patient_hu, patch_cache
+from ..data_paths import default_data_dir
+from .data import load_patient_hu, patch_cache
 from .discriminator import build_discriminator
 from .feature_extractor import DEGRADATION_CLASSES, build_feature_encoder, frozen
 from ...enhance.generator import bicubic_upsample, build_generator
