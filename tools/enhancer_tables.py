@@ -28,7 +28,7 @@ def rows(label: str, results: dict) -> list:
                        f"{bicubic['psnr_body']:.2f} | {m['psnr_body']:.2f} | **{m['gain_psnr_body_db']:+.2f}** "
                        f"[{ci[0]:+.2f}, {ci[1]:+.2f}] | {m['gain_ssim_body']:+.4f} [{ssim_ci[0]:+.4f}, {ssim_ci[1]:+.4f}] | "
                        f"{m['slices_improved_fraction']:.2f} | {texture.get('high_frequency_power_ratio', '-')} | "
-                       f"{texture.get('grid_phase_bias_hu', '-')} |")
+                       f"{texture.get('grid_phase_bias_hu', '-')} | {texture.get('spectrum_distance_db', '-')} |")
     return out
 
 
@@ -37,8 +37,8 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", metavar="LABEL=PATH")
     args = parser.parse_args(argv)
     print("| model | held-out patient | degradation | model kind | bicubic PSNR (body) | model PSNR | gain dB [95 % CI] "
-          "| SSIM gain [95 % CI] | slices improved | high-freq. power ratio | grid phase bias (HU) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| SSIM gain [95 % CI] | slices improved | high-freq. power ratio | grid phase bias (HU) | spectrum distance (dB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for item in args.runs:
         label, path = item.split("=", 1)
         for line in rows(label, json.loads(Path(path).read_text(encoding="utf-8"))):

@@ -164,3 +164,20 @@ def test_texture_metrics_see_smoothing_noise_and_a_grid():
     grid = truth.copy()
     grid[:, ::4, ::4] += 0.02  # one phase of every 4x4 block brighter: a sub-pixel grid
     assert texture_metrics(grid, truth, body, 4)["grid_phase_bias_hu"] > 5.0
+
+
+def test_spectrum_distance_is_zero_for_the_truth_and_grows_with_smoothing_and_a_grid():
+    from covidct.research.enhancer.evaluation import spectrum_distance_db
+
+    rng = np.random.default_rng(0)
+    truth = np.clip(rng.normal(0.5, 0.05, (3, 64, 64)), 0, 1)
+    body = np.zeros_like(truth, dtype=bool)
+    body[:, 8:56, 4:60] = True
+    assert spectrum_distance_db(truth, truth, body, 4) == pytest.approx(0.0, abs=1e-9)
+    slight = spectrum_distance_db(deg.gaussian_blur(truth, 0.5), truth, body, 4)
+    strong = spectrum_distance_db(deg.gaussian_blur(truth, 1.5), truth, body, 4)
+    assert 0.5 < slight < strong
+    grid = truth.copy()
+    grid[:, ::4, ::4] += 0.1
+    noisy = truth + rng.normal(0, 0.002, truth.shape)  # far below the texture's own power
+    assert spectrum_distance_db(grid, truth, body, 4) > 3 * spectrum_distance_db(noisy, truth, body, 4)
