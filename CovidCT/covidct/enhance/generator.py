@@ -14,6 +14,10 @@ statistics differ between training patches and whole slices, and its running ave
 not match averaged weights); ``icnr=True`` initialises each sub-pixel convolution so that
 it starts as nearest-neighbour up-sampling of its features (ICNR, Aitken et al. 2017),
 which removes the checkerboard a random initialisation starts from.
+``upsample="resize_conv"`` (GAN 2.2) replaces each sub-pixel stage by a resize-convolution
+(nearest-neighbour x2, then one 3x3 convolution; Odena et al., Distill 2016): the same kernel
+at every output pixel, so a flat input cannot come out with a periodic pattern, which the
+sub-pixel GAN stages learned whatever their start (docs/enhancer-2-rule.md, rule 4).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_GENERATOR_CONFIG = {"channels": 32, "blocks": 16, "scale": 4, "residual_over_bicubic": True,
-                            "batch_norm": True, "icnr": False}
+                            "batch_norm": True, "icnr": False, "upsample": "subpixel"}
+UPSAMPLE_KINDS = ("subpixel", "resize_conv")
 
 
 def _conv_norm(channels: int, batch_norm: bool) -> list:
@@ -61,6 +66,32 @@ class SubPixelUpsample(nn.Module):
         return self.act(self.shuffle(self.conv(x)))
 
 
+class ResizeConvUpsample(nn.Module):
+    """x2 by nearest-neighbour resize then a 3x3 convolution (no phase-dependent kernels)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.act = nn.PReLU(channels)
+
+    def forward(self, x):
+        return self.act(self.conv(F.interpolate(x, scale_factor=2, mode="nearest")))
+
+
+@torch.no_grad()
+def resize_conv_from_subpixel(source: SubPixelUpsample, target: ResizeConvUpsample) -> ResizeConvUpsample:
+    """Start a resize-convolution from a trained sub-pixel layer: the mean of its phase kernels.
+
+    With identical phases (ICNR) the two layers compute the same thing; after training the
+    mean is the phase-free part of what the sub-pixel layer learned.
+    """
+    channels = target.conv.out_channels
+    target.conv.weight.copy_(source.conv.weight.view(channels, 4, *source.conv.weight.shape[1:]).mean(1))
+    target.conv.bias.copy_(source.conv.bias.view(channels, 4).mean(1))
+    target.act.weight.copy_(source.act.weight)
+    return target
+
+
 @torch.no_grad()
 def icnr_init(weight: torch.Tensor, factor: int) -> torch.Tensor:
     """Fill a sub-pixel convolution's weight so its ``factor**2`` phases start identical.
@@ -79,16 +110,21 @@ def icnr_init(weight: torch.Tensor, factor: int) -> torch.Tensor:
 
 class SRResNet(nn.Module):
     def __init__(self, channels: int = 32, blocks: int = 16, scale: int = 4,
-                 residual_over_bicubic: bool = True, batch_norm: bool = True, icnr: bool = False):
+                 residual_over_bicubic: bool = True, batch_norm: bool = True, icnr: bool = False,
+                 upsample: str = "subpixel"):
         super().__init__()
         if scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, not {scale}")
+        if upsample not in UPSAMPLE_KINDS:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_KINDS}, not {upsample!r}")
         self.scale = scale
         self.residual_over_bicubic = residual_over_bicubic
         self.head = nn.Sequential(nn.Conv2d(1, channels, 9, padding=4), nn.PReLU(channels))
         self.trunk = nn.Sequential(*[ResidualBlock(channels, batch_norm) for _ in range(blocks)])
         self.trunk_tail = nn.Sequential(*_conv_norm(channels, batch_norm))
-        self.upsample = nn.Sequential(*[SubPixelUpsample(channels, icnr) for _ in range(int(math.log2(scale)))])
+        stage = (lambda: ResizeConvUpsample(channels)) if upsample == "resize_conv" else (
+            lambda: SubPixelUpsample(channels, icnr))
+        self.upsample = nn.Sequential(*[stage() for _ in range(int(math.log2(scale)))])
         self.tail = nn.Conv2d(channels, 1, 9, padding=4)
         if residual_over_bicubic:
             # Start as plain bicubic: the residual branch begins at zero.
@@ -136,4 +172,5 @@ def build_generator(config: dict) -> SRResNet:
     merged = {**DEFAULT_GENERATOR_CONFIG, **(config or {})}
     return SRResNet(channels=int(merged["channels"]), blocks=int(merged["blocks"]),
                     scale=int(merged["scale"]), residual_over_bicubic=bool(merged["residual_over_bicubic"]),
-                    batch_norm=bool(merged["batch_norm"]), icnr=bool(merged["icnr"]))
+                    batch_norm=bool(merged["batch_norm"]), icnr=bool(merged["icnr"]),
+                    upsample=str(merged["upsample"]))

@@ -19,10 +19,12 @@ def register(subparsers) -> None:
                     "Writes weights/ and manifests.")
     t.add_argument("--config", default=str(configs_dir() / "enhancer_cpu.json"),
                    help="training config (default: configs/enhancer_cpu.json)")
-    t.add_argument("--stage", action="append", choices=("budgeted", "fidelity", "x2", "refine", "features", "gan"),
+    t.add_argument("--stage", action="append", choices=("budgeted", "resize", "fidelity", "x2", "refine", "features", "gan"),
                    help="run only these stages (repeatable; default: fidelity, x2, refine, features, gan in that "
                         "order). 'budgeted' (configs with a budgeted section) trains x4 for the config's wall-clock "
-                        "budget and resumes from its checkpoint when run again")
+                        "budget and resumes from its checkpoint when run again; 'resize' (configs with a resize "
+                        "section) turns the x4 fidelity generator's sub-pixel stages into resize-convolutions "
+                        "before 'gan'")
     t.add_argument("--data", default=None, help="shared data folder (default: ../shared/data from the repository)")
     t.add_argument("--work-dir", default=None, help="checkpoints (default: <temporary folder>/covidct_enhancer_work/NAME)")
     t.add_argument("--weights-dir", default=None, help="where to export the weights (default: the weights folder)")

@@ -10,6 +10,11 @@ the work folder:
 4. ``features`` - the self-supervised CT feature encoder for the feature loss;
 5. ``gan``      - fine-tune the (refined) x4 generator with feature loss + 1e-3 adversarial loss.
 
+Configs with a ``resize`` section (GAN 2.2) add the stage ``resize``, run on request before
+``gan``: the x4 fidelity generator's sub-pixel stages become resize-convolutions (started
+from the mean of their phase kernels) and a short L1 stage adapts them; ``gan`` then starts
+from that generator, whose up-sampling cannot make a grid from a flat input.
+
 Configs with a ``budgeted`` section add the stage ``budgeted`` (run on request, not by
 default): x4 fidelity training sized by wall-clock time, resumable, with EMA and a
 validation curve (:mod:`covidct.research.enhancer.budgeted_training`); ``gan`` then starts from it.
@@ -36,15 +41,15 @@ from ..data_paths import default_data_dir
 from .data import load_patient_hu, patch_cache
 from .discriminator import build_discriminator
 from .feature_extractor import DEGRADATION_CLASSES, build_feature_encoder, frozen
-from ...enhance.generator import bicubic_upsample, build_generator
+from ...enhance.generator import bicubic_upsample, build_generator, resize_conv_from_subpixel
 from .sampling import augment, crop
 from .schedule import set_lr, step_decay_lr
 from .losses import FeatureLoss, discriminator_loss, generator_adversarial_loss, pixel_loss
 from ...enhance.weights_io import write_generator_weights
 
 STAGES = ("fidelity", "x2", "refine", "features", "gan")
-ALL_STAGES = ("budgeted",) + STAGES
-_BATCH_SEED_OFFSETS = {"fidelity": 100, "x2": 103, "refine": 104}  # fixed: the shipped weights used these
+ALL_STAGES = ("budgeted", "resize") + STAGES
+_BATCH_SEED_OFFSETS = {"fidelity": 100, "x2": 103, "refine": 104, "resize": 105}  # fixed: the shipped weights used these
 
 
 def load_config(path) -> dict:
@@ -206,6 +211,10 @@ class Trainer:
         return summary
 
     def _x4_fidelity_checkpoint(self) -> str:
+        """Where the GAN stage starts: the resize-convolution generator when the config has one."""
+        return "generator_x4_resize" if self.config.get("resize") else self._x4_subpixel_checkpoint()
+
+    def _x4_subpixel_checkpoint(self) -> str:
         if self.config.get("budgeted"):
             return "generator_x4_budgeted"
         return "generator_x4_refined" if self.config.get("refine") else "generator_x4_fidelity"
@@ -218,6 +227,26 @@ class Trainer:
         # The exported generator (EMA weights, batch norm re-estimated) is where the GAN starts.
         (self.work_dir / "generator_ema_refreshed.pt").replace(self._ckpt("generator_x4_budgeted"))
         return summary
+
+    def train_resize(self) -> dict:
+        cfg = self.config["resize"]
+        self._seed(6)
+        gen_config = {**self.config["generator"], "scale": 4}
+        if gen_config.get("upsample") != "resize_conv":
+            raise ValueError("the resize stage needs generator.upsample = 'resize_conv' in the config")
+        source = self._load(self._x4_subpixel_checkpoint(),
+                            build_generator({**gen_config, "upsample": "subpixel"}))
+        generator = build_generator(gen_config)
+        trunk = {k: v for k, v in source.state_dict().items() if not k.startswith("upsample.")}
+        missing, unexpected = generator.load_state_dict(trunk, strict=False)
+        if unexpected or any(not k.startswith("upsample.") for k in missing):
+            raise RuntimeError(f"fidelity checkpoint does not match the generator: {missing} {unexpected}")
+        for old, new in zip(source.upsample, generator.upsample):
+            resize_conv_from_subpixel(old, new)
+        generator.to(self.device)
+        summary = self._sr_loop(generator, cfg, 4, "resize", self.config["data"]["patch_hr"], cfg)
+        self._save("generator_x4_resize", generator)
+        return {**summary, "started_from": self._x4_subpixel_checkpoint()}
 
     def train_refine(self) -> dict:
         cfg = self.config.get("refine")
