@@ -101,3 +101,44 @@ def test_trainer_runs_all_stages_and_exports_loadable_weights(tmp_path):
     out, info = enhance_volume(synthetic_hu_volume(slices=1), scale=2, device="cpu",
                                models=ModelStore(tmp_path / "weights"))
     assert out.shape == (1, 64, 80) and info["model_key"] == "enhancer_x2_fidelity"
+
+
+def test_resize_stage_converts_the_fidelity_generator_and_the_gan_starts_from_it(tmp_path):
+    from covidct.enhance.generator import ResizeConvUpsample
+    from covidct.enhance.weights_io import load_generator
+
+    generator = {"channels": 8, "blocks": 2, "residual_over_bicubic": True, "batch_norm": False, "icnr": True}
+    config = {
+        "name": "test", "seed": 0, "threads": 1,
+        "data": {"train_patients": [], "validation_patient": None, "patch_hr": 48},
+        "degradation": {"extra_probability": 0.5},
+        "generator": generator,
+        "fidelity": {"steps": 3, "batch": 4, "lr": 1e-3},
+        "features": {"channels": 4, "layers": [0, 1, 2], "steps": 2, "batch": 4, "patch": 32, "lr": 1e-3},
+        "gan": {"steps": 2, "batch": 2, "lr": 1e-4, "feature_weight": 1.0, "adversarial_weight": 1e-3,
+                "pixel_weight": 0.1, "discriminator": {"channels": 4, "dense": 8}},
+    }
+    # The sub-pixel fidelity model first (as the shipped 2.1), then the GAN 2.2 stages on it.
+    first = Trainer(config, work_dir=tmp_path / "work", log=lambda m: None)
+    first._patches = _synthetic_patches()
+    first.run(("fidelity",))
+    config = {**config, "generator": {**generator, "upsample": "resize_conv"},
+              "resize": {"steps": 2, "batch": 2, "lr": 1e-4}}
+    trainer = Trainer(config, work_dir=tmp_path / "work", weights_dir=tmp_path / "weights", log=lambda m: None)
+    trainer._patches = _synthetic_patches()
+    results = trainer.run(("resize", "features", "gan"))
+    assert results["resize"]["started_from"] == "generator_x4_fidelity"
+    fidelity = torch.load(tmp_path / "work" / "generator_x4_fidelity.pt", weights_only=True)
+    resized = torch.load(tmp_path / "work" / "generator_x4_resize.pt", weights_only=True)
+    assert resized["upsample.0.conv.weight"].shape == (8, 8, 3, 3)
+    assert fidelity["upsample.0.conv.weight"].shape == (32, 8, 3, 3)
+    loaded, manifest = load_generator("enhancer_x4_gan", tmp_path / "weights")
+    assert manifest["config"]["upsample"] == "resize_conv"
+    assert all(isinstance(stage, ResizeConvUpsample) for stage in loaded.upsample)
+
+
+def test_resize_stage_refuses_a_sub_pixel_generator_config(tmp_path):
+    config = {"name": "test", "seed": 0, "data": {"patch_hr": 48}, "generator": {"channels": 8, "blocks": 2},
+              "resize": {"steps": 1, "batch": 1, "lr": 1e-4}}
+    with pytest.raises(ValueError, match="resize_conv"):
+        Trainer(config, work_dir=tmp_path, log=lambda m: None).train_resize()
