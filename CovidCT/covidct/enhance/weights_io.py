@@ -63,6 +63,13 @@ def update_manifest_metrics(directory, key: str, metrics: dict) -> None:
     weights_mod.write_manifest(key, manifest, directory)
 
 
+def _training_patients(directory, key: str) -> list:
+    """The patients the manifest says the model was trained on (empty when it does not say)."""
+    directory = Path(directory) if directory else weights_mod.weights_dir()
+    manifest = json.loads((directory / f"{key}.json").read_text(encoding="utf-8"))
+    return list((manifest.get("training") or {}).get("train_patients") or [])
+
+
 def update_manifests_from_evaluation(results: dict, directory=None) -> None:
     """Store an ``evaluate-enhancer`` run's numbers in the manifest of each model it scored.
 
@@ -78,9 +85,13 @@ def update_manifests_from_evaluation(results: dict, directory=None) -> None:
             key = metrics["model_key"]
             if f"_{scale_part}_" not in key or not key.endswith(method.split("_", 1)[1]):
                 continue
-            summary = {"evaluation": f"covidct evaluate-enhancer --patient {results['patient']} "
+            seen = _training_patients(directory, key)
+            patient = results["patient"]
+            summary = {"evaluation": f"covidct evaluate-enhancer --patient {patient} "
                                      f"--slice-step {results['slice_step']}",
-                       "held_out_patient": results["patient"], "slices": len(results["slices"])}
+                       # A patient the model was trained on is recorded as such, never as held out.
+                       ("patient_seen_in_training" if patient in seen else "held_out_patient"): patient,
+                       "slices": len(results["slices"])}
             for name, entry in results["conditions"].items():
                 if entry["degradation"]["scale"] != (4 if scale_part == "x4" else 2):
                     continue

@@ -111,3 +111,23 @@ def test_evaluation_numbers_go_into_the_manifest_of_the_model_that_was_scored(tm
     assert metrics["x4"]["gain_psnr_body_db"] == 2.0 and metrics["x4"]["bicubic_psnr_body"] == 29.0
     assert "model_key" not in metrics["x4"] and "x2" not in metrics
     assert json.loads((tmp_path / "enhancer_x4_gan.json").read_text())["metrics"] == {}
+
+
+def test_a_patient_the_model_was_trained_on_is_not_recorded_as_held_out(tmp_path):
+    import json
+
+    from covidct.enhance.weights_io import update_manifests_from_evaluation
+    from enhancer_helpers import write_tiny_weights
+
+    write_tiny_weights(tmp_path)
+    path = tmp_path / "enhancer_x4_fidelity.json"
+    manifest = json.loads(path.read_text())
+    manifest["training"] = {**(manifest.get("training") or {}), "train_patients": ["cap001", "P001"]}
+    path.write_text(json.dumps(manifest))
+    method = {"psnr_body": 31.0, "ssim_body": 0.81, "model_key": "enhancer_x4_fidelity"}
+    results = {"patient": "P001", "slice_step": 4, "slices": [0], "conditions": {
+        "x4": {"degradation": {"scale": 4}, "methods": {"bicubic": {"psnr_body": 29.0, "ssim_body": 0.78},
+                                                        "enhancer_fidelity": method}}}}
+    update_manifests_from_evaluation(results, tmp_path)
+    metrics = json.loads(path.read_text())["metrics"]
+    assert metrics["patient_seen_in_training"] == "P001" and "held_out_patient" not in metrics
