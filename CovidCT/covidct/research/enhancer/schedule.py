@@ -12,8 +12,10 @@ def set_lr(optimizer, lr: float) -> None:
 
 
 def step_decay_lr(step: int, steps: int, cfg: dict) -> float:
-    """``lr`` multiplied by ``decay_factor`` at each fraction ``decay_at`` of the steps."""
-    factor = 1.0
+    """``lr`` multiplied by ``decay_factor`` at each fraction ``decay_at`` of the steps, after an
+    optional linear warm-up over ``warmup_steps`` (0 by default, as the first recipes ran)."""
+    warmup = int(cfg.get("warmup_steps", 0))
+    factor = (step + 1) / warmup if step < warmup else 1.0
     for fraction in cfg.get("decay_at", [0.5, 0.75]):
         if step >= fraction * steps:
             factor *= cfg.get("decay_factor", 0.5)
